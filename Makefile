@@ -1,0 +1,49 @@
+# The single entry point. `make run` and `make test` are all a newcomer needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_DEV := $(VENV)/.installed-dev
+
+.PHONY: install install-dev peers run test lint bench bench-ingest bench-e2e clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP_RUN): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(STAMP_DEV): pyproject.toml $(STAMP_RUN)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(STAMP_RUN)
+
+install-dev: $(STAMP_DEV)
+
+peers:
+	bash scripts/peers.sh
+
+run: install
+	$(BIN)/qcgate serve
+
+test: install-dev peers
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy service export
+
+bench: bench-ingest bench-e2e
+
+bench-ingest: install-dev peers
+	$(BIN)/python -m bench.ingest
+
+bench-e2e: install-dev peers
+	$(BIN)/python -m bench.end_to_end
+
+clean:
+	rm -rf $(VENV) qcgate-data .pytest_cache .mypy_cache .ruff_cache

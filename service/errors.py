@@ -1,0 +1,99 @@
+"""One error hierarchy for qcgate; each leaf knows how it leaves the process.
+
+::
+
+    QCGateError
+    ├── InstanceRejected            a C-STORE we refuse; carries its DICOM status and a metric label
+    │   ├── NotDicom                0xC210  bytes are not a DICOM dataset
+    │   ├── TruncatedDataset        0xC220  the dataset ends before its last element
+    │   ├── UndecodablePixelData    0xC230  the transfer syntax is declared but the pixels do not decode
+    │   ├── SopClassNotAccepted     0x0122  not MR (and other storage is not configured)
+    │   ├── SopClassMismatch        0xA900  the dataset's SOP class/instance contradicts the command
+    │   ├── MissingPixelData        0xA910  an image storage SOP class without Pixel Data
+    │   ├── AbsurdDimensions        0xA920  rows, columns, frames or bits outside sane limits
+    │   ├── HeaderContradiction     0xA930  pixel data length disagrees with the image header
+    │   ├── InvalidUid              0xA940  a UID that is not a valid DICOM UID (never a path)
+    │   ├── DiskWatermark           0xA700  free space below the configured watermark
+    │   ├── SpoolWriteFailed        0xA710  the instance could not be made durable
+    │   └── RecordFailed            0xA720  stored, but the database could not record it (sender retries)
+    ├── NotAssessable               the series can be stored but not scored (reason is user facing)
+    ├── NotFound                    HTTP 404 for an unknown UID
+    └── TransientError              a retryable failure (database or broker briefly away)
+"""
+
+from __future__ import annotations
+
+
+class QCGateError(Exception):
+    """Base of every error qcgate raises on purpose."""
+
+
+class InstanceRejected(QCGateError):
+    """A C-STORE that qcgate refuses, with the DICOM status to send back."""
+
+    status: int = 0xC000
+    reason: str = "rejected"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotDicom(InstanceRejected):
+    status, reason = 0xC210, "not_dicom"
+
+
+class TruncatedDataset(InstanceRejected):
+    status, reason = 0xC220, "truncated"
+
+
+class UndecodablePixelData(InstanceRejected):
+    status, reason = 0xC230, "undecodable_pixels"
+
+
+class SopClassNotAccepted(InstanceRejected):
+    status, reason = 0x0122, "sop_class_not_accepted"
+
+
+class SopClassMismatch(InstanceRejected):
+    status, reason = 0xA900, "sop_class_mismatch"
+
+
+class MissingPixelData(InstanceRejected):
+    status, reason = 0xA910, "missing_pixel_data"
+
+
+class AbsurdDimensions(InstanceRejected):
+    status, reason = 0xA920, "absurd_dimensions"
+
+
+class HeaderContradiction(InstanceRejected):
+    status, reason = 0xA930, "header_contradiction"
+
+
+class InvalidUid(InstanceRejected):
+    status, reason = 0xA940, "invalid_uid"
+
+
+class DiskWatermark(InstanceRejected):
+    status, reason = 0xA700, "disk_watermark"
+
+
+class SpoolWriteFailed(InstanceRejected):
+    status, reason = 0xA710, "spool_write_failed"
+
+
+class RecordFailed(InstanceRejected):
+    status, reason = 0xA720, "record_failed"
+
+
+class NotAssessable(QCGateError):
+    """The series is stored but cannot be scored; the message is shown to users as the reason."""
+
+
+class NotFound(QCGateError):
+    """An unknown UID was asked for."""
+
+
+class TransientError(QCGateError):
+    """A failure worth retrying: the database or broker was briefly unreachable."""

@@ -1,0 +1,1 @@
+"""Image-quality metrics: the interface, the classic MRIQC-style measures and the flag logic."""

@@ -1,0 +1,39 @@
+"""The seam every metric plugs into, classic or learned (ONNX).
+
+A *metric suite* evaluates one :class:`~service.volume.Stack` and returns named values. Suites are
+grouped because several values share expensive intermediate work (the classic measures share one
+segmentation; an ONNX model yields one value but per-slice scores too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from service.volume import Stack
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """One named quality value of a stack.
+
+    ``quality`` is the value mapped onto a 0-100 scale (higher is better) where a calibration
+    exists, else None. ``per_slice`` keeps slice-wise values so users can see which slices are worst.
+    """
+
+    name: str
+    value: float
+    higher_is_better: bool
+    quality: float | None = None
+    per_slice: tuple[float, ...] | None = None
+
+
+class MetricSuite(Protocol):
+    """What the pipeline calls; learned metrics implement the same protocol."""
+
+    name: str
+    version: str
+
+    def evaluate(self, stack: Stack) -> list[MetricResult]:
+        """Score one stack; raise :class:`service.errors.NotAssessable` if it cannot be scored."""
+        ...

@@ -1,0 +1,67 @@
+"""Logging set-up and the Prometheus instruments, shared by every qcgate process.
+
+Metrics run in prometheus_client's multiprocess mode: the receiver, API and Celery worker processes
+write to ``<data_dir>/prometheus`` and the API's ``/metrics`` aggregates them. The directory must be
+in the environment before prometheus_client is first imported, hence :func:`prepare_process`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
+
+from service.settings import Settings
+
+if TYPE_CHECKING:
+    from prometheus_client import Counter, Histogram
+
+LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+
+
+def prepare_process(settings: Settings, *, reset_metrics: bool = False) -> None:
+    """Configure logging and the metrics directory; ``reset_metrics`` only in the process that owns them."""
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s",
+    )
+    if reset_metrics:
+        shutil.rmtree(settings.prometheus_dir, ignore_errors=True)
+    settings.prometheus_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(settings.prometheus_dir)
+
+
+@dataclass(frozen=True)
+class Instruments:
+    instances_received: Counter
+    instances_rejected: Counter
+    series_assessed: Counter
+    assessment_seconds: Histogram
+    receive_to_result_seconds: Histogram
+
+
+@cache
+def instruments() -> Instruments:
+    """The process's instruments, created on first use (after :func:`prepare_process`)."""
+    from prometheus_client import Counter, Histogram
+
+    return Instruments(
+        instances_received=Counter("qcgate_instances_received_total", "Instances stored and acknowledged."),
+        instances_rejected=Counter(
+            "qcgate_instances_rejected_total", "C-STORE requests refused, by reason.", ["reason"]
+        ),
+        series_assessed=Counter(
+            "qcgate_series_assessed_total", "Series assessments finished, by flag or outcome.", ["flag"]
+        ),
+        assessment_seconds=Histogram(
+            "qcgate_assessment_seconds", "Time to score one series in a worker.", buckets=LATENCY_BUCKETS
+        ),
+        receive_to_result_seconds=Histogram(
+            "qcgate_receive_to_result_seconds",
+            "From the last instance received to the stored result.",
+            buckets=LATENCY_BUCKETS,
+        ),
+    )

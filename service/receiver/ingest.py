@@ -1,0 +1,59 @@
+"""One received instance from bytes to acknowledged: validate, spool durably, record.
+
+Kept apart from pynetdicom so the same path serves the SCP, tests and any future STOW-RS endpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.errors import AbsurdDimensions, RecordFailed
+from service.receiver.validation import ReceivedInstance, inspect_instance, parse_part10
+from service.settings import Settings
+from service.spool import check_free_space, instance_path, write_durably
+from service.store.repository import record_instance
+
+log = logging.getLogger(__name__)
+
+
+def ingest_instance(
+    encoded: bytes,
+    command_sop_class: str,
+    command_sop_instance: str,
+    calling_ae: str,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+) -> ReceivedInstance:
+    """Store one Part 10 instance; returns only once it is fsynced and recorded.
+
+    Raises a :class:`service.errors.InstanceRejected` leaf that carries the DICOM status to send.
+    """
+    check_free_space(settings.spool_dir, settings.min_free_disk_mb)
+    if len(encoded) > settings.max_instance_mb * 1024 * 1024:
+        raise AbsurdDimensions(f"instance of {len(encoded)} bytes exceeds {settings.max_instance_mb} MB")
+    received = inspect_instance(parse_part10(encoded), command_sop_class, command_sop_instance, settings)
+    target = instance_path(
+        settings.spool_dir,
+        received.study_instance_uid,
+        received.series_instance_uid,
+        received.sop_instance_uid,
+    )
+    size = write_durably(target, [encoded])
+    try:
+        with sessions.begin() as session:
+            record_instance(
+                session,
+                received,
+                str(target.relative_to(settings.spool_dir)),
+                size,
+                calling_ae,
+                datetime.now(UTC),
+            )
+    except SQLAlchemyError as exc:
+        log.error("instance spooled but not recorded: %s", type(exc).__name__)
+        raise RecordFailed("the database could not record the instance; retry later") from exc
+    return received

@@ -1,0 +1,1 @@
+"""Persistence: ORM tables, engine/session setup, migrations and the queries the service needs."""

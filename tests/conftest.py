@@ -1,0 +1,58 @@
+"""Shared fixtures: qcgate on free ports, a private PostgreSQL database, a Redis database."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from tests.peers import QCGate, free_port, qcgate_env
+
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = "redis://127.0.0.1:6379/11"
+
+
+@pytest.fixture
+def start_qcgate(tmp_path: Path) -> Iterator[Callable[..., QCGate]]:
+    """Start qcgate with the given sub-commands (default: ``serve``) and settings; stopped after the test."""
+    started: list[QCGate] = []
+
+    def start(*commands: list[str], data_dir: Path | None = None, **settings: str) -> QCGate:
+        dicom_port, http_port = free_port(), free_port()
+        directory = data_dir or tmp_path / f"qcgate-{len(started)}"
+        gate = QCGate(
+            data_dir=directory,
+            dicom_port=dicom_port,
+            http_port=http_port,
+            env=qcgate_env(directory, dicom_port, http_port, **settings),
+            commands=list(commands) or [["serve"]],
+        )
+        started.append(gate)
+        return gate.start()
+
+    yield start
+    for gate in started:
+        gate.stop()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database per test, dropped afterwards."""
+    name = f"qcgate_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield REDIS_URL
+    client.flushdb()
