@@ -1,0 +1,1 @@
+"""FastAPI application under ``/api/v1``: series, studies, health and Prometheus metrics."""

@@ -1,0 +1,84 @@
+"""Celery wiring: the app factory and the thin task adapter.
+
+Embedded default: kombu's filesystem transport in ``<data_dir>/broker`` (no server to run).
+Scale path: ``QCGATE_BROKER_URL=redis://...``. The database is the outbox: a series is marked
+queued before its task is sent, and the sweeper re-sends series whose task was lost, so the broker
+never holds the only copy of anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+from sqlalchemy.exc import OperationalError
+
+from service.errors import TransientError
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ASSESS_TASK = "qcgate.assess_series"
+FILESYSTEM_POLL_S = 0.1  # the filesystem broker polls; 1 s by default would dominate end-to-end latency
+
+
+def _broker_options(settings: Settings) -> dict[str, Any]:
+    if not settings.effective_broker_url.startswith("filesystem"):
+        return {}
+    folder = settings.broker_dir / "queue"
+    folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(folder),
+        "data_folder_out": str(folder),
+        "store_processed": False,
+        "polling_interval": FILESYSTEM_POLL_S,
+    }
+
+
+def create_celery(settings: Settings) -> Celery:
+    """One Celery app per process, configured from settings; also registers the task."""
+    app = Celery("qcgate", broker=settings.effective_broker_url, set_as_current=False)
+    app.conf.update(
+        broker_transport_options=_broker_options(settings),
+        broker_connection_retry_on_startup=True,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_enable_remote_control=False,
+        worker_hijack_root_logger=False,
+        task_default_queue="qcgate",
+    )
+    context_holder: dict[str, Any] = {}
+
+    def worker_context() -> Any:
+        if "context" not in context_holder:
+            from service.assess import WorkerContext
+            from service.metrics.registry import load_suites
+            from service.store.database import create_database_engine, session_factory
+
+            engine = create_database_engine(settings.effective_database_url)
+            context_holder["context"] = WorkerContext(
+                settings, session_factory(engine), load_suites(settings)
+            )
+        return context_holder["context"]
+
+    @app.task(
+        name=ASSESS_TASK,
+        acks_late=True,
+        autoretry_for=(TransientError, OperationalError),
+        retry_backoff=True,
+        retry_backoff_max=60,
+        max_retries=8,
+    )
+    def assess_series_task(series_id: int) -> str:
+        from service.assess import assess_queued_series
+
+        return assess_queued_series(worker_context(), series_id)
+
+    return app
+
+
+def enqueue_assessment(app: Celery, series_id: int) -> None:
+    app.send_task(ASSESS_TASK, args=[series_id], queue="qcgate")
