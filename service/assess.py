@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.metrics.base import MetricSuite
 from service.observability import instruments
-from service.pipeline import assess_series
+from service.pipeline import assess_series, failed_assessment
 from service.settings import Settings
 from service.store.repository import claim_series, instance_paths, store_assessment
 
@@ -45,7 +45,11 @@ def assess_queued_series(context: WorkerContext, series_id: int) -> str:
             if sop_class in settings.scored_sop_classes
         ]
     started_at, clock = datetime.now(UTC), time.perf_counter()
-    assessment = assess_series(files, context.suites, settings.thresholds)
+    try:
+        assessment = assess_series(files, context.suites, settings.thresholds)
+    except Exception as exc:  # noqa: BLE001 - a scoring bug fails this series, visibly, not the worker
+        log.exception("series %d could not be assessed", series_id)
+        assessment = failed_assessment(f"internal error while scoring: {type(exc).__name__}", len(files))
     elapsed = time.perf_counter() - clock
     finished_at = datetime.now(UTC)
     with context.sessions.begin() as session:

@@ -33,7 +33,9 @@ def write_demo_series(directory: Path, seed: int = 7) -> dict[str, list[Path]]:
     anatomy = phantom_volume(DEMO_SHAPE, seed=seed)
     bright = float(np.percentile(anatomy, 99))
     clean = add_rician_noise(anatomy, bright * CLEAN_NOISE_FRACTION, seed=seed)
-    degraded = add_rician_noise(blur(anatomy, DEGRADED_BLUR_FWHM_PX), bright * DEGRADED_NOISE_FRACTION, seed=seed)
+    degraded = add_rician_noise(
+        blur(anatomy, DEGRADED_BLUR_FWHM_PX), bright * DEGRADED_NOISE_FRACTION, seed=seed
+    )
     study_uid = generate_uid()
     series = {}
     for number, (name, volume) in enumerate((("clean", clean), ("degraded", degraded)), start=1):

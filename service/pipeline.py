@@ -11,6 +11,7 @@ orientations of a mixed series); each stack's own values are kept in the report.
 
 from __future__ import annotations
 
+import math
 import statistics
 import warnings
 from collections.abc import Mapping, Sequence
@@ -80,7 +81,8 @@ def _metric_json(result: MetricResult, *, per_slice: bool = False) -> dict[str, 
         "quality": result.quality,
     }
     if per_slice and result.per_slice is not None:
-        data["per_slice"] = list(result.per_slice)
+        # JSON has no NaN: a slice where the metric is undefined (no foreground) becomes null.
+        data["per_slice"] = [value if math.isfinite(value) else None for value in result.per_slice]
     return data
 
 
@@ -114,6 +116,12 @@ def _series_value(per_stack: list[MetricResult]) -> MetricResult:
         statistics.median(r.value for r in per_stack),
         first.higher_is_better,
         statistics.median(qualities) if qualities else None,
+    )
+
+
+def failed_assessment(reason: str, instances: int) -> SeriesAssessment:
+    return SeriesAssessment(
+        SeriesStatus.FAILED, None, [reason], {}, [], {"software_version": __version__}, instances
     )
 
 

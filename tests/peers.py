@@ -32,11 +32,22 @@ def dcmtk_env() -> dict[str, str]:
     return {**os.environ, "TCP_NODELAY": "1"}
 
 
-def storescu(port: int, files: Sequence[Path], *, called_ae: str = "QCGATE", calling_ae: str = "SCANNER",
-             extra: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+def storescu(
+    port: int,
+    files: Sequence[Path],
+    *,
+    called_ae: str = "QCGATE",
+    calling_ae: str = "SCANNER",
+    extra: Sequence[str] = (),
+) -> subprocess.CompletedProcess[str]:
     command = [DCMTK_STORESCU, "-aet", calling_ae, "-aec", called_ae, *extra, "127.0.0.1", str(port)]
     return subprocess.run(
-        [*command, *map(str, files)], env=dcmtk_env(), capture_output=True, text=True, timeout=300, check=False
+        [*command, *map(str, files)],
+        env=dcmtk_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -120,8 +131,13 @@ class QCGate:
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
         return httpx.post(f"{self.base_url}{path}", timeout=10, **kwargs)
 
-    def wait_for_series(self, series_uid: str, statuses: Sequence[str] = ("done",), timeout: float = 90.0,
-                        min_assessments: int = 1) -> dict[str, Any]:
+    def wait_for_series(
+        self,
+        series_uid: str,
+        statuses: Sequence[str] = ("done",),
+        timeout: float = 90.0,
+        min_assessments: int = 1,
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         body: dict[str, Any] = {}
         while time.monotonic() < deadline:
@@ -131,7 +147,9 @@ class QCGate:
                 if body["status"] in statuses and body["assessments"] >= min_assessments:
                     return body
             time.sleep(0.25)
-        raise TimeoutError(f"series not {statuses} in {timeout} s (last: {body}); log:\n{self.log_text()[-5000:]}")
+        raise TimeoutError(
+            f"series not {statuses} in {timeout} s (last: {body}); log:\n{self.log_text()[-5000:]}"
+        )
 
     def stop(self) -> None:
         for process in self.processes:

@@ -6,7 +6,6 @@ receiver sees exactly the payload written here: garbage, truncated data, lying h
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,8 +18,13 @@ from pynetdicom import AE, _config
 from pynetdicom.presentation import build_context
 
 
-def write_raw_instance(path: Path, sop_class: str, sop_instance: str, payload: bytes,
-                       transfer_syntax: str = ExplicitVRLittleEndian) -> Path:
+def write_raw_instance(
+    path: Path,
+    sop_class: str,
+    sop_instance: str,
+    payload: bytes,
+    transfer_syntax: str = ExplicitVRLittleEndian,
+) -> Path:
     """A Part 10 file whose meta is valid and whose dataset bytes are exactly ``payload``."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
@@ -43,8 +47,14 @@ def _chunked_send() -> Iterator[None]:
         _config.STORE_SEND_CHUNKED_DATASET = previous
 
 
-def send_file_raw(port: int, path: Path, sop_class: str, transfer_syntax: str = ExplicitVRLittleEndian,
-                  called_ae: str = "QCGATE", calling_ae: str = "RAWSCU") -> int:
+def send_file_raw(
+    port: int,
+    path: Path,
+    sop_class: str,
+    transfer_syntax: str = ExplicitVRLittleEndian,
+    called_ae: str = "QCGATE",
+    calling_ae: str = "RAWSCU",
+) -> int:
     """C-STORE the file's dataset bytes undecoded; returns the response status (-1: no association)."""
     ae = AE(ae_title=calling_ae)
     ae.requested_contexts = [build_context(sop_class, [transfer_syntax])]

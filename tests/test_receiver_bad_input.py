@@ -7,6 +7,7 @@ import logging
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -38,15 +39,18 @@ from tests.peers import c_echo, free_port
 from tests.raw_sender import dataset_bytes, send_file_raw, write_raw_instance
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+StartReceiver = Callable[..., tuple[int, Any]]
 
 
 @pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[Callable[..., tuple[int, object]]]:
+def receiver(tmp_path: Path) -> Iterator[StartReceiver]:
     servers = []
 
     def start(**overrides: object) -> tuple[int, object]:
         defaults: dict[str, object] = {"data_dir": tmp_path / "data", "min_free_disk_mb": 0}
-        settings = get_settings(**{**defaults, **overrides, "dicom_host": "127.0.0.1", "dicom_port": free_port()})
+        settings = get_settings(
+            **{**defaults, **overrides, "dicom_host": "127.0.0.1", "dicom_port": free_port()}
+        )
         upgrade_database(settings.effective_database_url)
         sessions = session_factory(create_database_engine(settings.effective_database_url))
         servers.append(start_receiver(settings, sessions))
@@ -108,7 +112,7 @@ BAD_DATASETS = {
 
 @pytest.mark.parametrize("case", sorted(BAD_DATASETS))
 def test_bad_dataset_gets_its_status_and_receiver_survives(
-    case: str, receiver: Callable[..., tuple[int, object]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+    case: str, receiver: StartReceiver, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     build, expected = BAD_DATASETS[case]
     port, _ = receiver()
@@ -120,7 +124,7 @@ def test_bad_dataset_gets_its_status_and_receiver_survives(
     assert not list((tmp_path / "data").rglob("etc*")), "a hostile UID created a path"
 
 
-def test_not_dicom_is_refused(receiver: Callable[..., tuple[int, object]], tmp_path: Path) -> None:
+def test_not_dicom_is_refused(receiver: StartReceiver, tmp_path: Path) -> None:
     port, _ = receiver()
     dataset = fresh(mr_small())
     status = _send_dataset(tmp_path, port, dataset, payload=b"this is a text file, not an image" * 40)
@@ -128,37 +132,38 @@ def test_not_dicom_is_refused(receiver: Callable[..., tuple[int, object]], tmp_p
     assert c_echo(port) == 0
 
 
-def test_truncated_dataset_is_refused(receiver: Callable[..., tuple[int, object]], tmp_path: Path) -> None:
+def test_truncated_dataset_is_refused(receiver: StartReceiver, tmp_path: Path) -> None:
     port, sessions = receiver()
     dataset = fresh(mr_small())
     encoded = dataset_bytes(dataset)
-    assert _send_dataset(tmp_path, port, dataset, payload=encoded[: len(encoded) - 3000]) == TruncatedDataset.status
-    with sessions() as session:  # type: ignore[operator]
+    assert (
+        _send_dataset(tmp_path, port, dataset, payload=encoded[: len(encoded) - 3000])
+        == TruncatedDataset.status
+    )
+    with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Instance)) == 0
 
 
-def test_sop_instance_mismatch_is_refused(receiver: Callable[..., tuple[int, object]], tmp_path: Path) -> None:
+def test_sop_instance_mismatch_is_refused(receiver: StartReceiver, tmp_path: Path) -> None:
     port, _ = receiver()
     dataset = fresh(mr_small())
-    path = write_raw_instance(tmp_path / "lie.dcm", dataset.SOPClassUID, generate_uid(), dataset_bytes(dataset))
+    path = write_raw_instance(
+        tmp_path / "lie.dcm", dataset.SOPClassUID, generate_uid(), dataset_bytes(dataset)
+    )
     assert send_file_raw(port, path, dataset.SOPClassUID) == SopClassMismatch.status
 
 
-def test_non_mr_storage_is_refused_unless_configured(
-    receiver: Callable[..., tuple[int, object]], tmp_path: Path
-) -> None:
+def test_non_mr_storage_is_refused_unless_configured(receiver: StartReceiver, tmp_path: Path) -> None:
     ct = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     port, _ = receiver()
     assert _send_dataset(tmp_path, port, ct) == SopClassNotAccepted.status
     port_keeping, sessions = receiver(accept_other_storage=True, data_dir=tmp_path / "other")
     assert _send_dataset(tmp_path, port_keeping, ct) == 0x0000
-    with sessions() as session:  # type: ignore[operator]
+    with sessions() as session:
         assert session.scalar(select(Instance.sop_class_uid)) == CT_IMAGE_STORAGE
 
 
-def test_undecodable_compressed_pixels_are_refused(
-    receiver: Callable[..., tuple[int, object]], tmp_path: Path
-) -> None:
+def test_undecodable_compressed_pixels_are_refused(receiver: StartReceiver, tmp_path: Path) -> None:
     port, _ = receiver()
     dataset = pydicom.dcmread(get_testdata_file("MR_small_jp2klossless.dcm"))
     dataset.SOPInstanceUID = generate_uid()
@@ -170,25 +175,23 @@ def test_undecodable_compressed_pixels_are_refused(
     assert send_file_raw(port, corrupt, dataset.SOPClassUID, JPEG2000Lossless) == UndecodablePixelData.status
 
 
-def test_disk_watermark_refuses_with_out_of_resources(
-    receiver: Callable[..., tuple[int, object]], tmp_path: Path
-) -> None:
+def test_disk_watermark_refuses_with_out_of_resources(receiver: StartReceiver, tmp_path: Path) -> None:
     port, _ = receiver(min_free_disk_mb=10**9)
     assert _send_dataset(tmp_path, port, fresh(mr_small())) == DiskWatermark.status
 
 
-def test_duplicate_sop_instance_is_idempotent(receiver: Callable[..., tuple[int, object]], tmp_path: Path) -> None:
+def test_duplicate_sop_instance_is_idempotent(receiver: StartReceiver, tmp_path: Path) -> None:
     port, sessions = receiver()
     dataset = fresh(mr_small())
     assert _send_dataset(tmp_path, port, dataset) == 0x0000
     assert _send_dataset(tmp_path, port, dataset) == 0x0000
-    with sessions() as session:  # type: ignore[operator]
+    with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Instance)) == 1
         assert session.scalar(select(Series.instance_count)) == 1
     assert len(list((tmp_path / "data" / "spool").rglob("*.dcm"))) == 1
 
 
-def test_unsupported_transfer_syntax_is_not_negotiated(receiver: Callable[..., tuple[int, object]]) -> None:
+def test_unsupported_transfer_syntax_is_not_negotiated(receiver: StartReceiver) -> None:
     port, _ = receiver()
     ae = AE(ae_title="SCANNER")
     hevc = "1.2.840.10008.1.2.4.107"
@@ -203,7 +206,7 @@ def test_unsupported_transfer_syntax_is_not_negotiated(receiver: Callable[..., t
         assoc.release()
 
 
-def test_calling_ae_allow_list(receiver: Callable[..., tuple[int, object]]) -> None:
+def test_calling_ae_allow_list(receiver: StartReceiver) -> None:
     port, _ = receiver(allowed_calling_aes=["SCANNER1"])
     assert c_echo(port, calling_ae="INTRUDER") is None
     assert c_echo(port, calling_ae="SCANNER1") == 0

@@ -1,0 +1,37 @@
+"""Crash safety: whatever was acknowledged survives kill -9 and is scored exactly once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from tests.demo_series import write_phantom_series
+from tests.peers import QCGate, storescu
+
+pytestmark = pytest.mark.peers
+
+
+def test_acknowledged_instances_survive_kill_9_and_are_scored_once(
+    start_qcgate: Callable[..., QCGate], tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    first = start_qcgate(data_dir=data_dir, quiet_period_s="60")
+    series_uid, files = write_phantom_series(tmp_path / "series", shape=(24, 96, 96))
+    sent = storescu(first.dicom_port, files, extra=["-v"])
+    first.kill()  # immediately after the last acknowledgement
+    assert sent.returncode == 0
+    assert sent.stderr.count("Received Store Response (Success)") == len(files), sent.stderr[-2000:]
+
+    spooled = list((data_dir / "spool").rglob("*.dcm"))
+    assert len(spooled) == len(files)
+    assert all(pydicom.dcmread(path).PixelData for path in spooled)
+
+    second = start_qcgate(data_dir=data_dir)
+    body = second.wait_for_series(series_uid)
+    assert body["instances"] == len(files)
+    time.sleep(3)  # several sweeps later: still exactly one assessment
+    assert second.get(f"/api/v1/series/{series_uid}").json()["assessments"] == 1

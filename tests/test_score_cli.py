@@ -1,0 +1,64 @@
+"""``qcgate score --json`` runs the worker's pipeline offline and prints the REST document."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.demo_series import write_phantom_series
+from tests.peers import QCGate, storescu
+
+
+@pytest.mark.peers
+def test_score_json_matches_the_rest_document(start_qcgate: Callable[..., QCGate], tmp_path: Path) -> None:
+    series_uid, files = write_phantom_series(tmp_path / "series", shape=(10, 96, 96))
+    gate = start_qcgate()
+    assert storescu(gate.dicom_port, files).returncode == 0
+    served = gate.wait_for_series(series_uid)
+
+    scored = subprocess.run(
+        [sys.executable, "-m", "service.cli", "score", "--json", str(tmp_path / "series")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = scored.stdout.splitlines()
+    assert len(lines) == 1
+    offline = json.loads(lines[0])
+    assert set(offline) == set(served)
+    assert offline["series_instance_uid"] == series_uid
+    assert offline["flag"] == served["flag"]
+    assert offline["metrics"] == served["metrics"]
+
+
+def test_score_separates_series_and_skips_non_dicom(tmp_path: Path) -> None:
+    write_phantom_series(tmp_path / "a", shape=(8, 64, 64), seed=1)
+    write_phantom_series(tmp_path / "b", shape=(8, 64, 64), seed=2)
+    (tmp_path / "notes.txt").write_text("not an image")
+    scored = subprocess.run(
+        [sys.executable, "-m", "service.cli", "score", "--json", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    results = [json.loads(line) for line in scored.stdout.splitlines()]
+    assert len(results) == 2
+    assert all(result["status"] == "done" for result in results)
+    assert "notes.txt" in scored.stderr
+
+
+def test_score_without_mr_series_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "empty.txt").write_text("nothing")
+    scored = subprocess.run(
+        [sys.executable, "-m", "service.cli", "score", str(tmp_path)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert scored.returncode == 2
+    assert "no MR image series" in scored.stderr
