@@ -11,12 +11,13 @@ import tempfile
 import time
 from math import nan
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 from pydicom.uid import generate_uid
 from pynetdicom import AE
-from pynetdicom.sop_class import MRImageStorage
+from pynetdicom.sop_class import MRImageStorage  # type: ignore[attr-defined]
 
 from service.synthetic import add_rician_noise, blur, phantom_volume
 from service.synthetic_dicom import mr_series_datasets, write_series
@@ -65,8 +66,9 @@ def send_files(host: str, port: int, called_ae: str, files: list[Path]) -> None:
         assoc.release()
 
 
-def wait_for(api: str, series_uids: list[str], timeout: float) -> dict[str, dict]:
-    deadline, results = time.monotonic() + timeout, {}
+def wait_for(api: str, series_uids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    results: dict[str, dict[str, Any]] = {}
     with httpx.Client(base_url=api, timeout=10) as client:
         while time.monotonic() < deadline and len(results) < len(series_uids):
             for uid in series_uids:

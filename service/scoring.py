@@ -65,8 +65,12 @@ def score_series_files(settings: Settings, paths: Sequence[Path]) -> list[Series
         started_at = datetime.now(UTC)
         assessment = assess_series(files, suites, settings.thresholds)
         timings = TimingsPublic(started_at=started_at, finished_at=datetime.now(UTC))
-        header = {"series_instance_uid": series_uid, "study_instance_uid": study_uid, **headers[series_uid]}
-        header["instances"] = len(files)
+        header: dict[str, object] = {
+            "series_instance_uid": series_uid,
+            "study_instance_uid": study_uid,
+            "instances": len(files),
+            **headers[series_uid],
+        }
         results.append(series_public(header, assessment.outcome, assessment.document(), timings, 1))
     return results
 

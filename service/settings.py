@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("qcgate-data"), description="Spool, SQLite database, broker and metrics.")
     ae_title: str = Field("QCGATE", min_length=1, max_length=16, description="Our AE title.")
     dicom_host: str = Field("0.0.0.0", description="Address the DICOM receiver listens on.")
-    dicom_port: int = Field(11112, ge=0, le=65535, description="DICOM port (0 picks a free one).")
+    dicom_port: int = Field(11112, ge=0, le=65535, description="DICOM port the receiver listens on.")
     http_host: str = Field("0.0.0.0", description="Address the REST API listens on.")
     http_port: int = Field(8080, ge=0, le=65535, description="REST API port.")
     allowed_calling_aes: Annotated[list[str], NoDecode] = Field(

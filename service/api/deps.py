@@ -17,7 +17,7 @@ _bearer = HTTPBearer(auto_error=False)
 
 
 def get_settings_dep(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -26,7 +26,7 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 def get_celery(request: Request) -> Celery:
-    return request.app.state.celery  # type: ignore[no-any-return]
+    return request.app.state.celery
 
 
 def require_token(

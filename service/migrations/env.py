@@ -11,7 +11,7 @@ from service.store.tables import Base
 
 MIGRATION_LOCK_ID = 0x7163676174  # "qcgat"
 
-url = context.config.get_main_option("sqlalchemy.url")
+url = context.config.get_main_option("sqlalchemy.url") or ""
 engine = create_engine(url)
 with engine.connect() as connection:
     serialise = connection.dialect.name == "postgresql"

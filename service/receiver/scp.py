@@ -8,7 +8,7 @@ bad instance never stops the receiver.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from pydicom.uid import (
     JPEG2000,
@@ -26,8 +26,9 @@ from pydicom.uid import (
     RLELossless,
 )
 from pynetdicom import AE, _config, evt
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.presentation import StoragePresentationContexts
-from pynetdicom.sop_class import Verification
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -66,7 +67,7 @@ def handle_echo(event: evt.Event) -> int:
 
 def handle_store(event: evt.Event, settings: Settings, sessions: sessionmaker[Session]) -> int:
     calling_ae = event.assoc.requestor.ae_title.strip()
-    request = event.request
+    request = cast(C_STORE, event.request)
     try:
         received = ingest_instance(
             event.encoded_dataset(include_meta=True),
@@ -100,7 +101,7 @@ def create_ae(settings: Settings) -> AE:
         ae.require_calling_aet = settings.allowed_calling_aes
     ae.add_supported_context(Verification)
     for context in StoragePresentationContexts:
-        ae.add_supported_context(context.abstract_syntax, DECODABLE_TRANSFER_SYNTAXES)
+        ae.add_supported_context(cast(str, context.abstract_syntax), DECODABLE_TRANSFER_SYNTAXES)
     return ae
 
 
@@ -115,6 +116,7 @@ def start_receiver(settings: Settings, sessions: sessionmaker[Session]) -> Threa
     server = create_ae(settings).start_server(
         (settings.dicom_host, settings.dicom_port), block=False, evt_handlers=handlers
     )
+    assert server is not None  # non-blocking start_server always returns the server
     host, port = server.server_address[:2]
     log.info("DICOM receiver %s listening on %s:%s", settings.ae_title, host, port)
     return server

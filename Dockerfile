@@ -1,0 +1,17 @@
+# qcgate runtime image: ONNX Runtime only, no torch. One image, three roles (scp, api, worker);
+# `serve` runs all of them for a single-container deployment on the embedded default.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 QCGATE_DATA_DIR=/data
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY service ./service
+COPY models ./models
+COPY export ./export
+RUN pip install --no-cache-dir . && useradd --system --uid 10001 qcgate && mkdir /data && chown qcgate /data
+USER qcgate
+VOLUME ["/data"]
+EXPOSE 11112 8080
+HEALTHCHECK CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8080/healthz')" || exit 1
+ENTRYPOINT ["qcgate"]
+CMD ["serve"]

@@ -1,0 +1,1 @@
+"""ONNX export, parity checks and the model manifest the service loads."""
