@@ -24,7 +24,7 @@ from service.synthetic_dicom import mr_series_datasets, write_series
 
 DEMO_SHAPE = (32, 192, 192)
 CLEAN_NOISE_FRACTION = 0.01  # every real scan has thermal noise; the clean copy too
-DEGRADED_NOISE_FRACTION = 0.08  # noise sigma as a fraction of the brightest tissue
+DEGRADED_NOISE_FRACTION = 0.15  # noise sigma as a fraction of the brightest tissue
 DEGRADED_BLUR_FWHM_PX = 2.5
 FINAL_STATUSES = ("done", "not_assessable", "failed")
 

@@ -26,11 +26,13 @@ FILESYSTEM_POLL_S = 0.1  # the filesystem broker polls; 1 s by default would dom
 def _broker_options(settings: Settings) -> dict[str, Any]:
     if not settings.effective_broker_url.startswith("filesystem"):
         return {}
-    folder = settings.broker_dir / "queue"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder, control = settings.broker_dir / "queue", settings.broker_dir / "control"
+    for directory in (folder, control):
+        directory.mkdir(parents=True, exist_ok=True)
     return {
         "data_folder_in": str(folder),
         "data_folder_out": str(folder),
+        "control_folder": str(control),  # kombu's default is ./control, relative to the cwd
         "store_processed": False,
         "polling_interval": FILESYSTEM_POLL_S,
     }

@@ -36,11 +36,11 @@ class Threshold(BaseModel):
 
 
 def _default_thresholds() -> dict[str, Threshold]:
-    calibration = "docs/thresholds.md: clean vs degraded synthetic and real MR (bench/thresholds.py)"
+    calibration = "docs/thresholds.md (bench/thresholds.py: real MR with graded added noise)"
     return {
-        "snrd": Threshold(warn=12.0, fail=6.0, source=calibration),
-        "cnr": Threshold(warn=1.0, fail=0.5, source=calibration),
-        "gsr": Threshold(warn=0.08, fail=0.15, source=calibration),
+        "snrd": Threshold(warn=3.0, fail=2.0, source=calibration),
+        "cnr": Threshold(warn=1.0, fail=0.7, source=calibration),
+        "gsr": Threshold(warn=0.10, fail=0.20, source=calibration),
     }
 
 
