@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
@@ -43,9 +44,11 @@ class Instruments:
     receive_to_result_seconds: Histogram
 
 
+_creation_lock = threading.Lock()
+
+
 @cache
-def instruments() -> Instruments:
-    """The process's instruments, created on first use (after :func:`prepare_process`)."""
+def _create_instruments() -> Instruments:
     from prometheus_client import Counter, Histogram
 
     return Instruments(
@@ -65,3 +68,12 @@ def instruments() -> Instruments:
             buckets=LATENCY_BUCKETS,
         ),
     )
+
+
+def instruments() -> Instruments:
+    """The process's instruments, created once on first use (after :func:`prepare_process`).
+
+    The lock matters: concurrent first C-STOREs would otherwise register the counters twice.
+    """
+    with _creation_lock:
+        return _create_instruments()

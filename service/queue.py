@@ -12,14 +12,17 @@ import logging
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_process_init
 from sqlalchemy.exc import OperationalError
 
+from service.assess import WorkerContext, assess_queued_series
 from service.errors import TransientError
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
 ASSESS_TASK = "qcgate.assess_series"
+QUEUE = "qcgate"
 FILESYSTEM_POLL_S = 0.1  # the filesystem broker polls; 1 s by default would dominate end-to-end latency
 
 
@@ -38,6 +41,29 @@ def _broker_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+class _WorkerRuntime:
+    """The worker's database sessions and metric suites, built once per worker process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._context: WorkerContext | None = None
+
+    def context(self) -> WorkerContext:
+        if self._context is None:
+            from service.metrics.registry import load_suites
+            from service.store.database import create_database_engine, session_factory
+
+            engine = create_database_engine(self._settings.effective_database_url)
+            self._context = WorkerContext(
+                self._settings, session_factory(engine), load_suites(self._settings)
+            )
+        return self._context
+
+    def warm(self, **_: Any) -> None:
+        """Build the context when the worker starts, not on its first series (ONNX sessions are slow)."""
+        self.context()
+
+
 def create_celery(settings: Settings) -> Celery:
     """One Celery app per process, configured from settings; also registers the task."""
     app = Celery("qcgate", broker=settings.effective_broker_url, set_as_current=False)
@@ -50,21 +76,10 @@ def create_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         worker_enable_remote_control=False,
         worker_hijack_root_logger=False,
-        task_default_queue="qcgate",
+        task_default_queue=QUEUE,
     )
-    context_holder: dict[str, Any] = {}
-
-    def worker_context() -> Any:
-        if "context" not in context_holder:
-            from service.assess import WorkerContext
-            from service.metrics.registry import load_suites
-            from service.store.database import create_database_engine, session_factory
-
-            engine = create_database_engine(settings.effective_database_url)
-            context_holder["context"] = WorkerContext(
-                settings, session_factory(engine), load_suites(settings)
-            )
-        return context_holder["context"]
+    runtime = _WorkerRuntime(settings)
+    app.qcgate_runtime = runtime
 
     @app.task(
         name=ASSESS_TASK,
@@ -75,12 +90,34 @@ def create_celery(settings: Settings) -> Celery:
         max_retries=8,
     )
     def assess_series_task(series_id: int) -> str:
-        from service.assess import assess_queued_series
-
-        return assess_queued_series(worker_context(), series_id)
+        return assess_queued_series(runtime.context(), series_id)
 
     return app
 
 
+def worker_argv(settings: Settings) -> list[str]:
+    """Solo pool for one process: nothing to fork, and a clean warm shutdown on SIGTERM."""
+    pool = "solo" if settings.worker_concurrency == 1 else "prefork"
+    return [
+        "worker",
+        "--loglevel=INFO",
+        f"--queues={QUEUE}",
+        f"--pool={pool}",
+        f"--concurrency={settings.worker_concurrency}",
+        "--without-mingle",
+        "--without-gossip",
+        "--without-heartbeat",
+    ]
+
+
+def run_celery_worker(app: Celery, settings: Settings) -> None:
+    runtime: _WorkerRuntime = app.qcgate_runtime
+    if settings.worker_concurrency == 1:
+        runtime.warm()
+    else:
+        worker_process_init.connect(runtime.warm, weak=False)
+    app.worker_main(worker_argv(settings))
+
+
 def enqueue_assessment(app: Celery, series_id: int) -> None:
-    app.send_task(ASSESS_TASK, args=[series_id], queue="qcgate")
+    app.send_task(ASSESS_TASK, args=[series_id], queue=QUEUE)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -16,6 +18,8 @@ from service.settings import Settings, get_settings
 
 log = logging.getLogger("qcgate")
 WORKER_RESTART_DELAY_S = 2.0
+PR_SET_PDEATHSIG = 1
+SUPERVISOR_PID_VARIABLE = "QCGATE_SUPERVISOR_PID"
 
 
 def _start(settings: Settings, *, owns_metrics: bool, migrate: bool) -> sessionmaker[Session]:
@@ -57,6 +61,17 @@ def _serve_http(settings: Settings, sessions: sessionmaker[Session]) -> None:
     uvicorn.Server(config).run()
 
 
+def _die_with_supervisor() -> None:
+    """Linux: a worker started by ``serve`` gets SIGTERM when serve dies, even by SIGKILL, so no
+    worker outlives it. Set in the worker itself, then checked, in case serve died in between."""
+    supervisor = os.environ.get(SUPERVISOR_PID_VARIABLE)
+    if supervisor is None or not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(supervisor):
+        sys.exit("qcgate serve is gone; worker not started")
+
+
 class WorkerSupervisor(threading.Thread):
     """Keeps one ``qcgate worker`` child alive for the embedded default; restarts it if it dies."""
 
@@ -67,7 +82,8 @@ class WorkerSupervisor(threading.Thread):
 
     def run(self) -> None:
         while not self._stopping.is_set():
-            self._process = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"])
+            environment = {**os.environ, SUPERVISOR_PID_VARIABLE: str(os.getpid())}
+            self._process = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=environment)
             code = self._process.wait()
             if not self._stopping.is_set():
                 log.error("worker exited with %s; restarting", code)
@@ -83,7 +99,14 @@ class WorkerSupervisor(threading.Thread):
                 self._process.kill()
 
 
+def _exit_on_sigterm() -> None:
+    """uvicorn re-raises the signal that stopped it; as SystemExit it unwinds our ``finally`` blocks
+    (stopping the worker) instead of killing the process where it stands."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+
 def serve() -> int:
+    _exit_on_sigterm()
     settings = get_settings()
     sessions = _start(settings, owns_metrics=True, migrate=True)
     supervisor = WorkerSupervisor()
@@ -108,26 +131,17 @@ def run_scp() -> int:
 
 
 def run_api() -> int:
+    _exit_on_sigterm()
     settings = get_settings()
     _serve_http(settings, _start(settings, owns_metrics=False, migrate=True))
     return 0
 
 
 def run_worker() -> int:
-    from service.queue import create_celery
+    from service.queue import create_celery, run_celery_worker
 
+    _die_with_supervisor()
     settings = get_settings()
     _start(settings, owns_metrics=False, migrate=False)
-    app = create_celery(settings)
-    app.worker_main(
-        [
-            "worker",
-            "--loglevel=INFO",
-            "--queues=qcgate",
-            f"--concurrency={settings.worker_concurrency}",
-            "--without-mingle",
-            "--without-gossip",
-            "--without-heartbeat",
-        ]
-    )
+    run_celery_worker(create_celery(settings), settings)
     return 0

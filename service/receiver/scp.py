@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.errors import InstanceRejected
 from service.observability import instruments
-from service.receiver.ingest import ingest_instance
+from service.receiver.ingest import InstanceRecorder, ingest_instance
 from service.receiver.validation import tolerate_invalid_values
 from service.settings import Settings
 
@@ -65,7 +65,7 @@ def handle_echo(event: evt.Event) -> int:
     return 0x0000
 
 
-def handle_store(event: evt.Event, settings: Settings, sessions: sessionmaker[Session]) -> int:
+def handle_store(event: evt.Event, settings: Settings, recorder: InstanceRecorder) -> int:
     calling_ae = event.assoc.requestor.ae_title.strip()
     request = cast(C_STORE, event.request)
     try:
@@ -75,7 +75,7 @@ def handle_store(event: evt.Event, settings: Settings, sessions: sessionmaker[Se
             str(request.AffectedSOPInstanceUID),
             calling_ae,
             settings,
-            sessions,
+            recorder,
         )
     except InstanceRejected as exc:
         instruments().instances_rejected.labels(reason=exc.reason).inc()
@@ -111,7 +111,7 @@ def start_receiver(settings: Settings, sessions: sessionmaker[Session]) -> Threa
     tolerate_invalid_values()
     handlers: list[Any] = [
         (evt.EVT_C_ECHO, handle_echo),
-        (evt.EVT_C_STORE, handle_store, [settings, sessions]),
+        (evt.EVT_C_STORE, handle_store, [settings, InstanceRecorder(sessions)]),
     ]
     server = create_ae(settings).start_server(
         (settings.dicom_host, settings.dicom_port), block=False, evt_handlers=handlers
