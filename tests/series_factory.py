@@ -3,13 +3,12 @@
 ``mr_series`` gives one classic MR Image Storage instance per slice; ``enhanced_mr`` gives one
 Enhanced MR Image Storage instance holding every slice as a frame, its geometry in functional groups.
 Both take *stored* values (uint16 or int16, shape (S, R, C)); the modality value is
-``stored * slope + intercept``. ``write_series`` puts datasets on disk as Part 10 files.
+``stored * slope + intercept``. ``service.synthetic_dicom.write_series`` puts them on disk as Part 10 files.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
@@ -103,16 +102,6 @@ def enhanced_mr(
         per_frame.append(group)
     ds.PerFrameFunctionalGroupsSequence = DicomSequence(per_frame)
     return ds
-
-
-def write_series(datasets: Sequence[FileDataset], directory: Path) -> list[Path]:
-    """Write each dataset as a Part 10 file named after its SOP Instance UID."""
-    paths = []
-    for ds in datasets:
-        path = directory / f"{ds.SOPInstanceUID}.dcm"
-        ds.save_as(path, enforce_file_format=True)
-        paths.append(path)
-    return paths
 
 
 def _item(**elements: object) -> Dataset:

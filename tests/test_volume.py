@@ -12,8 +12,9 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import FileDataset
 
 from service.errors import NotAssessable
+from service.synthetic_dicom import write_series
 from service.volume import build_stacks
-from tests.series_factory import AXIAL, CORONAL, SAGITTAL, enhanced_mr, mr_series, write_series
+from tests.series_factory import AXIAL, CORONAL, SAGITTAL, enhanced_mr, mr_series
 
 
 def _read(name: str) -> FileDataset:
