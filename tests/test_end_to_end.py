@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pydicom
 import pytest
@@ -64,6 +65,13 @@ def test_series_from_dcmtk_is_scored_and_visible_everywhere(
     assert body["timings"]["receive_to_result_s"] > 0
     per_slice = body["stacks"][0]["metrics"]["snr"]["per_slice"]
     assert len(per_slice) == len(files)
+
+    chart = gate.get(f"/api/v1/series/{series_uid}/slices.svg", params={"metric": "snr"})
+    assert chart.headers["content-type"] == "image/svg+xml"
+    polyline = ElementTree.fromstring(chart.text).find("{http://www.w3.org/2000/svg}polyline")
+    assert polyline is not None
+    assert len(polyline.attrib["points"].split()) == sum(v is not None for v in per_slice)
+    assert gate.get(f"/api/v1/series/{series_uid}/slices.svg", params={"metric": "cjv"}).status_code == 404
 
     study_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
     study = gate.get(f"/api/v1/studies/{study_uid}").json()

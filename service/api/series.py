@@ -6,12 +6,13 @@ import base64
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.api.deps import CeleryDep, SessionDep
 from service.api.schemas import Accepted, SeriesPage, SeriesPublic, TimingsPublic, series_public
+from service.api.slice_plot import slice_chart, stacks_with_metric
 from service.errors import NotFound
 from service.outcomes import Flag, SeriesStatus
 from service.queue import enqueue_assessment
@@ -119,3 +120,25 @@ def post_rescore(session: SessionDep, celery: CeleryDep, series_uid: UidPath) ->
     session.commit()
     enqueue_assessment(celery, series.id)
     return Accepted(series_instance_uid=series_uid, status=SeriesStatus.QUEUED)
+
+
+@router.get(
+    "/{series_uid}/slices.svg",
+    summary="Per-slice values of one metric as an SVG chart",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}}}},
+)
+def get_slice_chart(
+    session: SessionDep, series_uid: UidPath, metric: Annotated[str, Query(max_length=32)] = "snr"
+) -> Response:
+    series = series_by_uid(session, series_uid)
+    if series is None:
+        raise NotFound(f"no series {series_uid}")
+    assessment = current_assessment(session, series.id)
+    if assessment is None:
+        raise HTTPException(409, f"series is {series.status.value} and has no assessment yet")
+    stacks = stacks_with_metric(assessment.stacks, metric)
+    if not stacks:
+        raise HTTPException(404, f"no per-slice values of {metric!r} for this series")
+    higher_is_better = bool(assessment.metrics.get(metric, {}).get("higher_is_better", True))
+    return Response(slice_chart(metric, higher_is_better, stacks), media_type="image/svg+xml")
