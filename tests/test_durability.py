@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,3 +37,30 @@ def test_acknowledged_instances_survive_kill_9_and_are_scored_once(
     assert body["instances"] == len(files)
     time.sleep(3)  # several sweeps later: still exactly one assessment
     assert second.get(f"/api/v1/series/{series_uid}").json()["assessments"] == 1
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def test_worker_killed_mid_assessment_loses_nothing(
+    start_qcgate: Callable[..., QCGate], tmp_path: Path
+) -> None:
+    gate = start_qcgate(requeue_after_s="3")
+    series_uid, files = write_phantom_series(tmp_path / "series", shape=(96, 192, 192))
+    assert storescu(gate.dicom_port, files).returncode == 0
+    gate.wait_for_series(series_uid, statuses=("processing",), min_assessments=0, timeout=60)
+    (worker,) = _children(gate.processes[0].pid)
+    os.kill(worker, signal.SIGKILL)
+
+    body = gate.wait_for_series(series_uid, timeout=60)
+    assert body["instances"] == len(files)
+    assert body["assessments"] == 1, "the killed worker's half-done assessment was stored"
