@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from tests.peers import QCGate, free_port, qcgate_env
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/11"
+PEERS_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "peers.sh"
 
 
 @pytest.fixture
@@ -39,8 +41,18 @@ def start_qcgate(tmp_path: Path) -> Iterator[Callable[..., QCGate]]:
         gate.stop()
 
 
+@pytest.fixture(scope="session")
+def peers_running() -> None:
+    """Start Redis and PostgreSQL (installing them if need be) when a test needs them and they are down."""
+    try:
+        psycopg.connect(POSTGRES_ADMIN, connect_timeout=3).close()
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except (psycopg.OperationalError, redis.ConnectionError):
+        subprocess.run(["bash", str(PEERS_SCRIPT)], check=True)
+
+
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def postgres_url(peers_running: None) -> Iterator[str]:
     """A fresh database per test, dropped afterwards."""
     name = f"qcgate_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
@@ -51,7 +63,7 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_url() -> Iterator[str]:
+def redis_url(peers_running: None) -> Iterator[str]:
     client = redis.Redis.from_url(REDIS_URL)
     client.flushdb()
     yield REDIS_URL
