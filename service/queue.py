@@ -8,7 +8,6 @@ never holds the only copy of anything.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from celery import Celery
@@ -18,8 +17,6 @@ from sqlalchemy.exc import OperationalError
 from service.assess import WorkerContext, assess_queued_series
 from service.errors import TransientError
 from service.settings import Settings
-
-log = logging.getLogger(__name__)
 
 ASSESS_TASK = "qcgate.assess_series"
 QUEUE = "qcgate"
