@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: install install-dev peers run test lint bench bench-ingest bench-e2e clean
+.PHONY: install install-dev peers run test lint bench bench-ingest bench-e2e bench-quality clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,9 @@ $(STAMP_RUN): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
+# The tests cover training and export too, so they need the train extra (torch==2.13.0, CPU).
 $(STAMP_DEV): pyproject.toml $(STAMP_RUN)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,train]'
 	touch $@
 
 install: $(STAMP_RUN)
@@ -44,6 +45,9 @@ bench-ingest: install-dev peers
 
 bench-e2e: install-dev peers
 	$(BIN)/python -m bench.end_to_end
+
+bench-quality: install-dev
+	$(BIN)/qcgate bench quality --out bench/out/quality
 
 clean:
 	rm -rf $(VENV) qcgate-data .pytest_cache .mypy_cache .ruff_cache

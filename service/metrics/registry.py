@@ -1,12 +1,19 @@
-"""Which metric suites a worker runs. Learned ONNX metrics join here once their manifest ships."""
+"""Which metric suites a worker runs: the classic measures, plus one learned ONNX metric per model
+listed in the shipped ``export/onnx/manifest.json`` (none until the models are trained)."""
 
 from __future__ import annotations
 
 from service.metrics.base import MetricSuite
 from service.metrics.classic import ClassicMetrics
+from service.metrics.learned import default_threads, load_learned_suites
 from service.settings import Settings
 
 
 def load_suites(settings: Settings) -> list[MetricSuite]:
-    """Create every suite once per worker process (ONNX sessions are expensive to build)."""
-    return [ClassicMetrics()]
+    """Create every suite once per worker process (ONNX sessions are expensive to build).
+
+    ONNX Runtime threads are the worker's cores shared among ``settings.worker_concurrency``
+    processes, so concurrent workers do not oversubscribe the CPU.
+    """
+    threads = default_threads(settings.worker_concurrency)
+    return [ClassicMetrics(), *load_learned_suites(threads=threads)]

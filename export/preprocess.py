@@ -1,0 +1,100 @@
+"""The input contract every learned metric shares between training, export parity and serving.
+
+Numpy only, so the service imports it without torch and training imports the very same code: a
+model trained on inputs normalised one way and served inputs normalised another would score
+garbage without any error.
+
+* **Normalisation** (``NORMALISATIONS``): intensities are divided by the 99th percentile of the
+  foreground, the foreground being the voxels above the mean intensity of the region (in MR most of
+  the field of view is dark air, so the mean falls between air and tissue: a cheap, deterministic
+  stand-in for Otsu's threshold). ``stack_foreground_p99`` takes one scale per stack (relative
+  brightness of slices is kept, so an edge slice with little signal stays dark);
+  ``slice_foreground_p99`` one per slice (for models trained on isolated slices).
+* **Foreground of a window**: voxels of the normalised input above ``FOREGROUND_LEVEL``. Windows
+  (2D tiles, 3D patches) with less than ``MIN_FOREGROUND_FRACTION`` foreground are not scored: an
+  all-air window says nothing about the image the metric was trained to judge.
+* **Windows** (:func:`window_starts`): native resolution, never resized (resizing erases blur and
+  undersampling artefacts). Along each axis a window of length ``window`` steps by ``stride`` and the
+  last one is aligned with the end, so every voxel is covered; an axis shorter than the window is
+  zero-padded at its end (zero is air after normalisation).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+InputKind = Literal["slice2d", "patch3d"]  # a whole slice (tiled if large) or a 3D patch
+Normalisation = Literal["stack_foreground_p99", "slice_foreground_p99"]
+NORMALISATIONS: tuple[Normalisation, ...] = ("stack_foreground_p99", "slice_foreground_p99")
+FOREGROUND_LEVEL = 0.1  # of the normalisation scale
+MIN_FOREGROUND_FRACTION = 0.01  # of a window's voxels
+_SCALE_PERCENTILE = 99.0
+_MAX_SAMPLES = 2_000_000  # the percentile is read off at most this many (strided) voxels
+
+
+def foreground_scale(region: np.ndarray) -> float:
+    """The 99th percentile of the voxels above the region's mean; nan for a constant region."""
+    values = region.reshape(-1)
+    if values.size > _MAX_SAMPLES:
+        values = values[:: values.size // _MAX_SAMPLES + 1]
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return float("nan")
+    foreground = values[values > values.mean()]
+    if foreground.size == 0:
+        return float("nan")
+    scale = float(np.percentile(foreground, _SCALE_PERCENTILE))
+    return scale if scale > 0 else float("nan")
+
+
+def normalise(volume: np.ndarray, method: Normalisation) -> np.ndarray:
+    """``volume`` (S, R, C) divided by its foreground scale, float32.
+
+    Raises ValueError naming the method when a scale is undefined (a blank stack, or a blank slice
+    under ``slice_foreground_p99``), so the caller can report the stack as not assessable.
+    """
+    if method == "stack_foreground_p99":
+        scales = np.full(volume.shape[0], foreground_scale(volume))
+    elif method == "slice_foreground_p99":
+        scales = np.array([foreground_scale(image) for image in volume])
+    else:
+        raise ValueError(f'Unknown normalisation "{method}"; expected one of {", ".join(NORMALISATIONS)}')
+    if not np.all(np.isfinite(scales)):
+        raise ValueError(f"{method}: no foreground to normalise by (a blank or constant image)")
+    return (volume / scales[:, None, None].astype(np.float32)).astype(np.float32)
+
+
+def foreground_fraction(window: np.ndarray) -> float:
+    """Share of a normalised window's voxels above ``FOREGROUND_LEVEL``."""
+    return float(np.count_nonzero(window > FOREGROUND_LEVEL)) / max(window.size, 1)
+
+
+def window_starts(length: int, window: int, stride: int) -> list[int]:
+    """Start offsets of windows covering ``length`` voxels, the last aligned with the end.
+
+    ``[0]`` when the axis is no longer than the window (the caller pads it).
+    """
+    if window < 1 or stride < 1:
+        raise ValueError('Arguments "window" and "stride" must be at least 1.')
+    if length <= window:
+        return [0]
+    starts = list(range(0, length - window + 1, stride))
+    if starts[-1] != length - window:
+        starts.append(length - window)
+    return starts
+
+
+def padded_length(length: int, window: int, multiple: int, *, pad_to_window: bool) -> int:
+    """The length an axis is zero-padded to before windows are cut.
+
+    Longer than the window: unchanged (windows lie inside). Otherwise the window itself when
+    ``pad_to_window`` (3D patches have a fixed size), else the next multiple of ``multiple``
+    (2D slices are scored whole at native size).
+    """
+    if length > window:
+        return length
+    if pad_to_window:
+        return window
+    return -(-length // multiple) * multiple
