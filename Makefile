@@ -47,7 +47,7 @@ bench-e2e: install-dev peers
 	$(BIN)/python -m bench.end_to_end
 
 bench-quality: install-dev
-	$(BIN)/qcgate bench quality --out bench/out/quality
+	$(BIN)/python -m bench.quality --out bench/out/quality
 
 clean:
 	rm -rf $(VENV) qcgate-data .pytest_cache .mypy_cache .ruff_cache

@@ -72,6 +72,12 @@ def _run_demo(args: argparse.Namespace) -> int:
     return run_demo(args.to, args.api, args.called_ae, args.timeout)
 
 
+def _run_bench(args: argparse.Namespace) -> int:
+    from bench.quality.cli import main as quality_benchmark
+
+    return int(quality_benchmark(args.options))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qcgate", description="DICOM quality-control gateway for MRI")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--called-ae", default="QCGATE", help="its AE title")
     demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the scores")
     demo.set_defaults(runner=_run_demo)
+    bench = commands.add_parser(
+        "bench", help="run a benchmark (needs the dev extra), e.g. bench quality --out DIR"
+    )
+    bench.add_argument("benchmark", choices=("quality",))
+    bench.add_argument("options", nargs=argparse.REMAINDER, help="passed to the benchmark; --help lists them")
+    bench.set_defaults(runner=_run_bench)
     return parser
 
 
