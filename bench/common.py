@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from service import __version__
+from bench.environment import environment as base_environment
 from service.synthetic_dicom import mr_series_datasets, write_series
 from tests.peers import DCMTK_STORESCU, QCGate, dcmtk_env, free_port, qcgate_env
 
@@ -131,16 +129,9 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
 
 
 def environment() -> dict[str, Any]:
-    """Where the numbers were taken; a result without it cannot be compared with another."""
+    """The machine, plus the DCMTK version that the ingest and end-to-end comparisons depend on."""
     dcmtk = subprocess.run([DCMTK_STORESCU, "--version"], capture_output=True, text=True, check=False)
-    return {
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "qcgate_version": __version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "dcmtk": dcmtk.stdout.splitlines()[0] if dcmtk.stdout else "unknown",
-    }
+    return {**base_environment(), "dcmtk": dcmtk.stdout.splitlines()[0] if dcmtk.stdout else "unknown"}
 
 
 def save_result(name: str, payload: dict[str, Any]) -> Path:
@@ -148,3 +139,17 @@ def save_result(name: str, payload: dict[str, Any]) -> Path:
     path = OUT_DIR / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+def publish(
+    name: str,
+    result: dict[str, Any],
+    plot: Callable[[dict[str, Any], Path], None],
+    report: Callable[[dict[str, Any]], str],
+) -> int:
+    """Save the JSON, draw the PNG beside it and print the markdown table; the end of every benchmark."""
+    json_path = save_result(name, result)
+    plot(result, json_path.with_suffix(".png"))
+    progress(f"wrote {json_path} and {json_path.with_suffix('.png').name}")
+    sys.stdout.write(report(result))
+    return 0

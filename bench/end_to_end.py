@@ -29,8 +29,8 @@ from bench.common import (
     environment,
     markdown_table,
     progress,
+    publish,
     running_qcgate,
-    save_result,
     send_concurrently,
     summary,
     write_series_files,
@@ -185,11 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="end_to_end", help="result name under bench/out (end_to_end)")
     args = parser.parse_args(argv)
     result = run(args.rounds)
-    json_path = save_result(args.name, result)
-    plot(result, json_path.with_suffix(".png"))
-    progress(f"wrote {json_path} and {json_path.with_suffix('.png').name}")
-    sys.stdout.write(report(result))
-    return 0
+    return publish(args.name, result, plot, report)
 
 
 if __name__ == "__main__":

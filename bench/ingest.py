@@ -33,8 +33,8 @@ from bench.common import (
     environment,
     markdown_table,
     progress,
+    publish,
     running_qcgate,
-    save_result,
     send_concurrently,
     split_evenly,
     summary,
@@ -254,11 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="ingest", help="result name under bench/out (ingest)")
     args = parser.parse_args(argv)
     result = run(args.instances, args.rounds, args.associations, args.command)
-    json_path = save_result(args.name, result)
-    plot(result, json_path.with_suffix(".png"))
-    progress(f"wrote {json_path} and {json_path.with_suffix('.png').name}")
-    sys.stdout.write(report(result))
-    return 0
+    return publish(args.name, result, plot, report)
 
 
 if __name__ == "__main__":

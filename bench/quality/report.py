@@ -8,22 +8,19 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench.environment import environment
 from bench.quality.analysis import OVERALL
 from bench.quality.real_images import EvaluationImage
 from bench.quality.scoring import ScoreRow
-from service import __version__
 
-__all__ = ["environment", "markdown", "write_json"]
+__all__ = ["markdown", "write_json"]
 
 _OVERALL_COLUMNS = (
     ("srcc_ssim_within", "SRCC vs SSIM, within image"),
@@ -40,17 +37,6 @@ _PER_KIND_TABLES = (
     ("srcc_severity_within", "SRCC against severity within one image, per corruption type"),
     ("ranking_consensus", "Pairwise ranking accuracy against the consensus reader, per corruption type"),
 )
-
-
-def environment() -> dict[str, Any]:
-    """Where and with what the numbers were taken."""
-    return {
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "qcgate_version": __version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-    }
 
 
 def _cell(value: Any) -> str:
