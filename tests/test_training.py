@@ -25,10 +25,11 @@ from models.calibration import main as calibrated_export  # noqa: E402
 from models.checkpoint import load_checkpoint  # noqa: E402
 from models.evaluation_guard import EvaluationDataLeak  # noqa: E402
 from models.nets.smoke import TINY_CONFIGS  # noqa: E402
-from models.registry import list_models  # noqa: E402
+from models.registry import create_model, list_models  # noqa: E402
 from models.train import main as train_cli  # noqa: E402
 from models.training import load_config, train  # noqa: E402
 from models.training.datasets import TrainingSamples  # noqa: E402
+from models.training.objectives import Objective  # noqa: E402
 from models.training.pool import CleanImage, SyntheticPool  # noqa: E402
 
 MODELS = list_models()
@@ -211,3 +212,15 @@ def test_calibration_is_monotone_and_maps_into_0_100(higher_is_better: bool) -> 
     middle = calibration.apply(1.0 if higher_is_better else -1.0)
     assert middle is not None
     assert abs(middle - 50.0) < 15.0
+
+
+def test_a_falling_rank_score_is_turned_higher_is_better() -> None:
+    config = tiny_config("rank_effnet")
+    torch.manual_seed(0)
+    model = create_model("rank_effnet", config.model).eval()
+    objective = Objective("rank_effnet", model, config.optim)
+    images = torch.rand(3, 1, 64, 64)
+    before = model(images)
+    assert not objective.orient(0.5)
+    assert objective.orient(-0.5)
+    assert torch.allclose(model(images), -before)

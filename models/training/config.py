@@ -65,7 +65,9 @@ class DataConfig:
     1-5 types; ``base_noise_probability`` of the degraded samples first get thermal noise at an SNR
     log-uniform in ``base_noise_snr`` (scans are never noiseless). ``reader_flip_probability``:
     rank_effnet's simulated reader (0: the consensus reader), judging every pair of
-    ``copies_per_tile`` degraded copies of one tile.
+    ``copies_per_tile`` degraded copies of one tile. ``max_refused_fraction``: the share of draws
+    the evaluation-data guard may refuse (fingerprint matches of synthetic data, never trained on)
+    before the run stops as a systematic match.
     """
 
     crop: int | None = None
@@ -80,10 +82,11 @@ class DataConfig:
     base_noise_snr: tuple[float, float] = (15.0, 100.0)
     reader_flip_probability: float = 0.0
     copies_per_tile: int = 3
+    max_refused_fraction: float = 0.02
     workers: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("clean_fraction", "single_fraction", "base_noise_probability"):
+        for name in ("clean_fraction", "single_fraction", "base_noise_probability", "max_refused_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f'Argument "data.{name}" must lie in [0, 1].')
         if not 0.0 <= self.reader_flip_probability <= 0.5:

@@ -31,7 +31,6 @@ from models.training.config import MAX_RUN_SEED, SEEDS_PER_RUN, TRAIN_SEED_BASE,
 from models.training.datasets import TrainingSamples, make_loader
 from models.training.objectives import Objective
 from models.training.pool import DEFAULT_CACHE_DIR, CleanSource, SyntheticPool
-from models.training.samples import MAX_REFUSED_FRACTION
 from models.training.validation import build_validation_set, score_copies, summarise
 
 __all__ = ["RunResult", "train"]
@@ -110,7 +109,7 @@ def train(
             before = time.monotonic()
             batch = {key: value.to(device) for key, value in next(batches).items()}
             refused += int(batch.pop("refused").sum())
-            if refused > max(20, MAX_REFUSED_FRACTION * (items + optim.batch_size)):
+            if refused > max(20, data.max_refused_fraction * (items + optim.batch_size + refused)):
                 raise RuntimeError(
                     f"the evaluation-data guard refused {refused} of {items + optim.batch_size + refused} "
                     "training draws: synthetic data resembles the evaluation images systematically"
@@ -148,6 +147,12 @@ def train(
                 )
         train_s = time.monotonic() - started
         del batches
+        direction = float(np.mean(extras.get("direction", [0.0])[-200:]))
+        negated = objective.orient(direction)
+        if negated:
+            log.write(
+                f"{config.name}: the score fell with quality (agreement {direction:+.2f}); negated it\n"
+            )
         model = model.cpu().eval()
         rate = items / train_s if train_s > 0 else 0.0
         training: dict[str, Any] = {
@@ -161,6 +166,7 @@ def train(
             "network_inputs_per_second": round(inputs / train_s, 2) if train_s > 0 else 0.0,
             "data_wait_fraction": round(waited / train_s, 3) if train_s > 0 else 0.0,
             "guard_refused_draws": refused,
+            "score_negated": negated,
             "losses": [round(v, 6) for v in losses],
             "final_loss": float(np.mean(losses[-50:])) if losses else float("nan"),
             **{f"final_{k}": float(np.mean(v[-50:])) for k, v in extras.items()},

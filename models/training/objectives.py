@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 (torch's own convention)
 from torch import nn
 
+from models.corruption import DEFAULT_READER
 from models.nets.rank_effnet import PairwiseClassifier
 from models.training.config import OptimConfig
 from models.training.samples import copy_pairs
@@ -80,4 +81,29 @@ class Objective(nn.Module):
         target = batch["preference"].reshape(-1)  # (B * P,)
         loss = F.cross_entropy(logits, target)
         accuracy = float((logits.argmax(dim=1) == target).float().mean())
-        return loss, copies.shape[0] * count, {"accuracy": accuracy}
+        composite = batch["composite"]  # (B, k)
+        clear = (composite[:, first] - composite[:, second]).abs() > DEFAULT_READER.just_noticeable_difference
+        judged = scores.detach()
+        agreement = torch.sign(judged[:, first] - judged[:, second]) * torch.sign(
+            composite[:, first] - composite[:, second]
+        )
+        direction = float(agreement[clear].mean()) if bool(clear.any()) else 0.0
+        return loss, copies.shape[0] * count, {"accuracy": accuracy, "direction": direction}
+
+    def orient(self, direction: float) -> bool:
+        """Make rank_effnet's score higher-is-better, as its spec promises; True if it had to be negated.
+
+        The pairwise classifier is symmetric in the score's sign (f may rise or fall with the score
+        difference), so training fixes the ranking but not which end is good. ``direction`` is the
+        mean agreement, over the last training batches, between the sign of score differences and
+        of the reader's composite differences (+1: higher is better); when it is negative, the
+        scorer's last linear layer is negated, which negates the score exactly.
+        """
+        if self.name != "rank_effnet" or direction >= 0:
+            return False
+        fc = self.model.get_submodule("fc")
+        assert isinstance(fc, nn.Linear)
+        with torch.no_grad():
+            fc.weight.neg_()
+            fc.bias.neg_()
+        return True

@@ -61,7 +61,6 @@ from models.training.pool import CleanImage, CleanSource
 
 __all__ = [
     "MAX_ATTEMPTS",
-    "MAX_REFUSED_FRACTION",
     "copy_pairs",
     "SNR_CAP",
     "Degraded",
@@ -76,7 +75,6 @@ __all__ = [
 ]
 
 MAX_ATTEMPTS = 20  # draws per sample before giving up (blank images, windows without foreground)
-MAX_REFUSED_FRACTION = 0.01  # guard refusals per sample beyond which a run stops: a systematic match
 SNR_CAP = 1000.0  # true SNR target: log10(min(SNR, cap)) / log10(cap), 0..1; noiseless images give 1
 _PREFERENCE_CLASS = {"first": A_BETTER, "similar": SIMILAR, "second": B_BETTER}
 
@@ -266,9 +264,10 @@ def guard(array: np.ndarray, provenance: dict[str, Any]) -> None:
     A sample whose provenance marks evaluation data always raises
     :class:`~models.evaluation_guard.EvaluationDataLeak`: that is a leak. A synthetic sample whose
     fingerprint resembles an evaluation slice is refused and redrawn instead (it is never trained
-    on either way), and counted; the training loop stops if refusals are more than a rare accident
-    (:data:`MAX_REFUSED_FRACTION`). Small evaluation images (a 64 x 64 head) have thresholds low
-    enough that about one synthetic tile in a few thousand matches one of them.
+    on either way), and counted; the training loop stops if refusals exceed
+    ``DataConfig.max_refused_fraction``. The small 64 x 64 evaluation head has a threshold (0.35)
+    low enough that about one 128^2 synthetic tile in 500, and one 32x64x64 synthetic slab in 20,
+    matches it (mostly its wrap-around folds).
     """
     if provenance.get("kind") == evaluation_guard.EVALUATION_KIND:
         evaluation_guard.assert_not_evaluation_data(array, provenance)  # raises
