@@ -15,7 +15,7 @@ import math
 import statistics
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,7 @@ def _provenance(suites: Sequence[MetricSuite], thresholds: Mapping[str, Threshol
     return {
         "software_version": __version__,
         "metric_versions": {suite.name: suite.version for suite in suites},
+        "algorithms": [asdict(suite.algorithm) for suite in suites if suite.algorithm is not None],
         "thresholds": {name: threshold.model_dump() for name, threshold in thresholds.items()},
     }
 

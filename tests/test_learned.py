@@ -23,6 +23,7 @@ from models.nets.smoke import TINY_CONFIGS, settle_batchnorm  # noqa: E402
 from models.registry import create_model, list_models  # noqa: E402
 from service.errors import NotAssessable  # noqa: E402
 from service.metrics import learned  # noqa: E402
+from service.metrics.base import Algorithm  # noqa: E402
 from service.metrics.classic import ClassicMetrics  # noqa: E402
 from service.metrics.learned import CPU, CUDA, OnnxMetric, choose_providers, load_learned_suites  # noqa: E402
 from service.metrics.registry import load_suites  # noqa: E402
@@ -77,6 +78,8 @@ def test_one_suite_per_model_named_and_versioned_by_its_manifest(model_dir: Path
     for suite in suites:
         assert suite.version == f"0.0.1+{suite.entry.sha256[:12]}"
         assert suite.providers == [CPU]
+        assert suite.algorithm == Algorithm(suite.name, "0.0.1", suite.entry.device_uid, suite.entry.sha256)
+    assert len({suite.entry.device_uid for suite in suites}) == len(suites)
 
 
 @pytest.mark.parametrize("name", MODELS)

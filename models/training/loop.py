@@ -77,6 +77,11 @@ def train(
         model = create_model(config.name, config.model)
         spec = model.scorer_spec()  # type: ignore[operator]
         crop = _crop(config, spec.tile[0], spec.spatial_multiple)
+        if config.variant == "clean_to_clean" and getattr(model.config, "residual_learning", False):
+            raise ValueError(
+                'The identity solves "clean_to_clean" exactly with residual learning (every score would '
+                'be 0): set "model: {residual_learning: false}", the paper\'s plain U-Net.'
+            )
         objective = Objective(config.name, model, optim).to(device)
         optimizer = torch.optim.Adam(objective.param_groups(), weight_decay=optim.weight_decay)
         base_lrs = [group["lr"] for group in optimizer.param_groups]

@@ -28,11 +28,31 @@ class MetricResult:
     per_slice: tuple[float, ...] | None = None
 
 
-class MetricSuite(Protocol):
-    """What the pipeline calls; learned metrics implement the same protocol."""
+@dataclass(frozen=True)
+class Algorithm:
+    """Identifies a learned model in results and in the DICOM SR (IHE AIR algorithm identification).
+
+    ``device_uid`` changes with every retrained or re-exported model, so a report names exactly the
+    weights that produced it.
+    """
 
     name: str
     version: str
+    device_uid: str
+    sha256: str
+
+
+class MetricSuite(Protocol):
+    """What the pipeline calls; learned metrics implement the same protocol.
+
+    ``algorithm`` is None for hand-written measures (they are versioned by ``version`` alone).
+    """
+
+    name: str
+    version: str
+
+    @property
+    def algorithm(self) -> Algorithm | None: ...
 
     def evaluate(self, stack: Stack) -> list[MetricResult]:
         """Score one stack; raise :class:`service.errors.NotAssessable` if it cannot be scored."""

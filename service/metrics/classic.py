@@ -189,6 +189,7 @@ class ClassicMetrics:
 
     name = "classic"
     version = "1"
+    algorithm = None
 
     def evaluate(self, stack: Stack) -> list[MetricResult]:
         """Score ``stack``; raise :class:`NotAssessable` when a measure is undefined for it."""

@@ -44,7 +44,7 @@ from export.preprocess import (
     window_starts,
 )
 from service.errors import NotAssessable
-from service.metrics.base import MetricResult
+from service.metrics.base import Algorithm, MetricResult
 from service.volume import Stack
 
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
@@ -98,6 +98,7 @@ class OnnxMetric:
         self.entry = entry
         self.name = entry.name
         self.version = f"{entry.version}+{entry.sha256[:12]}"
+        self.algorithm = Algorithm(entry.name, entry.version, entry.device_uid, entry.sha256)
         self.batch_size = batch_size or DEFAULT_BATCH[entry.input.kind]
         chosen = choose_providers(ort.get_available_providers(), providers)
         use_fp16 = chosen[0] == CUDA and entry.fp16_file is not None
