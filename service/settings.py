@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
@@ -26,21 +26,29 @@ ENHANCED_MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4.1"
 class Threshold(BaseModel):
     """Warn/fail limits of one metric, compared in the metric's own direction.
 
-    For a higher-is-better metric a value below ``warn`` warns and below ``fail`` fails; for a
-    lower-is-better metric above. ``source`` records where the numbers came from.
+    On ``scale: value`` (the default), for a higher-is-better metric a value below ``warn`` warns and
+    below ``fail`` fails; for a lower-is-better metric above. On ``scale: quality`` the limits apply
+    to the calibrated 0-100 quality (higher is better), which only learned metrics have: their raw
+    scores mean nothing to a reader. ``source`` records where the numbers came from.
     """
 
     warn: float | None = None
     fail: float | None = None
+    scale: Literal["value", "quality"] = "value"
     source: str = ""
 
 
 def _default_thresholds() -> dict[str, Threshold]:
     calibration = "docs/thresholds.md (bench/thresholds.py: real MR with graded added noise)"
+    learned = "docs/training.md#thresholds (quality labels of graded corruptions, synthetic validation)"
     return {
         "snrd": Threshold(warn=3.0, fail=2.0, source=calibration),
         "cnr": Threshold(warn=1.0, fail=0.7, source=calibration),
         "gsr": Threshold(warn=0.10, fail=0.20, source=calibration),
+        **{
+            name: Threshold(warn=60.0, fail=40.0, scale="quality", source=learned)
+            for name in ("msm", "hysnet", "rank_effnet")
+        },
     }
 
 

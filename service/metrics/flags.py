@@ -23,16 +23,21 @@ def _crosses(value: float, limit: float | None, higher_is_better: bool) -> bool:
 
 
 def flag_metric(result: MetricResult, threshold: Threshold) -> tuple[Flag, str | None]:
-    """The flag of one metric and, unless it passes, the reason in words."""
-    direction, side = (
-        ("higher is better", "below") if result.higher_is_better else ("lower is better", "above")
-    )
+    """The flag of one metric and, unless it passes, the reason in words.
+
+    A quality-scale threshold on an uncalibrated result cannot be judged: it passes, and the
+    result's missing ``quality`` says why.
+    """
+    if threshold.scale == "quality":
+        if result.quality is None:
+            return Flag.PASS, None
+        value, higher_is_better, what = result.quality, True, f"{result.name} quality"
+    else:
+        value, higher_is_better, what = result.value, result.higher_is_better, result.name
+    direction, side = ("higher is better", "below") if higher_is_better else ("lower is better", "above")
     for flag, limit in ((Flag.FAIL, threshold.fail), (Flag.WARN, threshold.warn)):
-        if _crosses(result.value, limit, result.higher_is_better):
-            return (
-                flag,
-                f"{result.name} {result.value:.3g} is {side} the {flag.value} limit {limit:g} ({direction})",
-            )
+        if _crosses(value, limit, higher_is_better):
+            return flag, f"{what} {value:.3g} is {side} the {flag.value} limit {limit:g} ({direction})"
     return Flag.PASS, None
 
 
