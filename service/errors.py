@@ -17,6 +17,7 @@
     │   ├── SpoolWriteFailed        0xA710  the instance could not be made durable
     │   └── RecordFailed            0xA720  stored, but the database could not record it (sender retries)
     ├── NotAssessable               the series can be stored but not scored (reason is user facing)
+    ├── ReportNotBuildable          a stored result that cannot become a DICOM SR or KOS (HTTP 409)
     ├── NotFound                    HTTP 404 for an unknown UID
     └── TransientError              a retryable failure (database or broker briefly away)
 """
@@ -89,6 +90,13 @@ class RecordFailed(InstanceRejected):
 
 class NotAssessable(QCGateError):
     """The series is stored but cannot be scored; the message is shown to users as the reason."""
+
+
+class ReportNotBuildable(QCGateError):
+    """A result that cannot be reported as DICOM: not done, or inconsistent with its evidence.
+
+    The message names what is wrong; asking again will not help until the result changes (HTTP 409).
+    """
 
 
 class NotFound(QCGateError):
