@@ -1,17 +1,23 @@
-"""Shared fixtures: qcgate on free ports, a private PostgreSQL database, a Redis database."""
+"""Shared fixtures: qcgate on free ports, a private PostgreSQL database, a Redis database, and the
+delivery peers qcgate sends to: DCMTK storescp and Orthanc as PACS, a webhook receiver."""
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 import redis
 
+from tests.orthanc_peer import ORTHANC, OrthancPeer
 from tests.peers import QCGate, free_port, qcgate_env
+from tests.storescp_peer import STORESCP, StorescpPacs
+from tests.webhook_receiver import WebhookReceiver
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/11"
@@ -68,3 +74,54 @@ def redis_url(peers_running: None) -> Iterator[str]:
     client.flushdb()
     yield REDIS_URL
     client.flushdb()
+
+
+def _require(executable: str, package: str) -> None:
+    """Skip, naming the fix, when a peer's binary is absent (``make test`` runs scripts/peers.sh first)."""
+    if not Path(executable).exists():
+        pytest.skip(f"{executable} is missing: `bash scripts/peers.sh` installs Debian's {package}")
+
+
+@pytest.fixture
+def storescp_pacs(tmp_path: Path) -> Iterator[Callable[..., StorescpPacs]]:
+    """Start DCMTK storescp PACS peers (``StorescpPacs`` keywords: fault options); stopped after the test."""
+    _require(STORESCP, "dcmtk")
+    started: list[StorescpPacs] = []
+
+    def start(**options: Any) -> StorescpPacs:
+        pacs = StorescpPacs(tmp_path / f"storescp-{len(started)}", **options)
+        started.append(pacs)
+        return pacs.start()
+
+    yield start
+    for pacs in started:
+        pacs.stop()
+
+
+@pytest.fixture
+def start_orthanc(tmp_path: Path) -> Iterator[Callable[..., OrthancPeer]]:
+    """Start Orthanc PACS peers (``OrthancPeer`` keywords); stopped after the test."""
+    _require(ORTHANC, "orthanc")
+    started: list[OrthancPeer] = []
+
+    def start(**options: Any) -> OrthancPeer:
+        peer = OrthancPeer(tmp_path / f"orthanc-{len(started)}", **options)
+        started.append(peer)
+        return peer.start()
+
+    yield start
+    for peer in started:
+        peer.stop()
+
+
+@pytest.fixture
+def orthanc(start_orthanc: Callable[..., OrthancPeer]) -> OrthancPeer:
+    """One Orthanc that stores from any calling AE, with its REST client at ``orthanc.client``."""
+    return start_orthanc()
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """A webhook endpoint with a fresh secret (``webhook_receiver.secret``) at ``webhook_receiver.url``."""
+    with WebhookReceiver(secrets.token_hex(16)) as receiver:
+        yield receiver
