@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: install install-dev peers run test lint bench bench-ingest bench-e2e bench-quality clean
+.PHONY: install install-dev peers run test lint bench bench-ingest bench-e2e bench-quality models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench-e2e: install-dev peers
 
 bench-quality: install-dev
 	$(BIN)/python -m bench.quality --out bench/out/quality
+
+# Retrain and re-export every shipped model from scratch (about 75 minutes on 2 CPU cores).
+models: install-dev
+	$(BIN)/python -m models.release
 
 clean:
 	rm -rf $(VENV) qcgate-data .pytest_cache .mypy_cache .ruff_cache

@@ -13,43 +13,29 @@ onnx = pytest.importorskip("onnx")
 import onnxruntime as ort  # noqa: E402
 from pydicom.uid import UID  # noqa: E402
 
-from export.manifest import Provenance, load_manifest, sha256_of, utc_now  # noqa: E402
+from export.manifest import load_manifest, sha256_of  # noqa: E402
 from export.onnx_export import (  # noqa: E402
     OPSET,
     ParityError,
     check_parity,
     export_checkpoint,
     export_fp16,
-    export_model,
     export_onnx,
     fp16_error,
     smooth_images,
 )
 from models.checkpoint import save_checkpoint  # noqa: E402
-from models.nets.smoke import TINY_CONFIGS, settle_batchnorm  # noqa: E402
-from models.registry import create_model, list_models  # noqa: E402
+from models.registry import list_models  # noqa: E402
+from tests.tiny_models import export_tiny_models, tiny_model  # noqa: E402
 
 MODELS = list_models()
-PROVENANCE = Provenance(data_version="test", seed=0, steps=0, git_commit="none", created=utc_now())
-
-
-def tiny_model(name: str) -> torch.nn.Module:
-    torch.manual_seed(0)
-    model = create_model(name, TINY_CONFIGS[name])
-    spec = model.scorer_spec()
-    return settle_batchnorm(
-        model, [torch.from_numpy(smooth_images((4, 1, *spec.tile), seed=s)) for s in (1, 2)]
-    )
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, torch.nn.Module]]:
     """Every registered network, tiny and untrained, exported once into one folder with a manifest."""
     out = tmp_path_factory.mktemp("onnx")
-    models = {name: tiny_model(name) for name in MODELS}
-    for model in models.values():
-        export_model(model, out, version="0.0.1", provenance=PROVENANCE)
-    return out, models
+    return out, export_tiny_models(out)
 
 
 @pytest.mark.parametrize("name", MODELS)

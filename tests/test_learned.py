@@ -16,11 +16,9 @@ from scipy import ndimage
 
 torch = pytest.importorskip("torch")
 
-from export.manifest import Calibration, ManifestError, ModelEntry, Provenance, load_manifest, utc_now  # noqa: E402
-from export.onnx_export import export_model, smooth_images  # noqa: E402
+from export.manifest import Calibration, ManifestError, ModelEntry, load_manifest  # noqa: E402
 from export.preprocess import normalise  # noqa: E402
-from models.nets.smoke import TINY_CONFIGS, settle_batchnorm  # noqa: E402
-from models.registry import create_model, list_models  # noqa: E402
+from models.registry import list_models  # noqa: E402
 from service.errors import NotAssessable  # noqa: E402
 from service.metrics import learned  # noqa: E402
 from service.metrics.base import Algorithm  # noqa: E402
@@ -29,20 +27,15 @@ from service.metrics.learned import CPU, CUDA, OnnxMetric, choose_providers, loa
 from service.metrics.registry import load_suites  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.volume import Stack  # noqa: E402
+from tests.tiny_models import export_tiny_models  # noqa: E402
 
 MODELS = list_models()
-PROVENANCE = Provenance(data_version="test", seed=0, steps=0, git_commit="none", created=utc_now())
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("onnx")
-    for name in MODELS:
-        torch.manual_seed(0)
-        model = create_model(name, TINY_CONFIGS[name])
-        tile = model.scorer_spec().tile
-        settle_batchnorm(model, [torch.from_numpy(smooth_images((4, 1, *tile), seed=s)) for s in (1, 2)])
-        export_model(model, out, version="0.0.1", provenance=PROVENANCE)
+    export_tiny_models(out)
     return out
 
 

@@ -17,13 +17,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.quality.analysis import analyse, metric_directions
 from bench.quality.copies import copy_specs
+from bench.quality.manifest_record import record_in_manifest
 from bench.quality.plots import example_grid, scatter_grid
 from bench.quality.real_images import DEFAULT_CACHE_DIR, SOURCES, EvaluationImage, evaluation_images
 from bench.quality.report import markdown, write_json
 from bench.quality.scoring import score_copies
+from export.manifest import default_manifest_path
 from models.corruption import CORRUPTION_TYPES
 
 __all__ = ["DEFAULT_SEVERITIES", "BenchmarkResult", "main", "run"]
@@ -40,6 +43,7 @@ class BenchmarkResult:
     json_path: Path
     pictures: list[Path]
     report: str
+    results: dict[str, dict[str, dict[str, Any]]]
 
 
 def _example_image(images: Sequence[EvaluationImage]) -> EvaluationImage:
@@ -98,7 +102,7 @@ def run(
     sys.stderr.write(
         f"quality: done in {runtime_s:.0f} s; {markdown_path}, {json_path}, {len(pictures)} PNGs\n"
     )
-    return BenchmarkResult(markdown_path, json_path, pictures, report)
+    return BenchmarkResult(markdown_path, json_path, pictures, report, results)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -130,6 +134,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="where evaluation series are cached"
     )
+    parser.add_argument(
+        "--record-manifest",
+        type=Path,
+        nargs="?",
+        const=default_manifest_path(),
+        help="write the learned models' figures into this manifest (default: the shipped one)",
+    )
     return parser
 
 
@@ -150,5 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         keep_series=args.keep_series,
         cache_dir=args.cache_dir,
     )
+    if args.record_manifest:
+        record_in_manifest(result.results, args.record_manifest)
+        sys.stderr.write(f"quality: figures recorded in {args.record_manifest}\n")
     print(result.report)  # noqa: T201
     return 0

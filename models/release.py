@@ -1,0 +1,65 @@
+"""``python -m models.release``: retrain and re-export every shipped model from scratch (``make models``).
+
+The plan below is the one the shipped ``export/onnx/`` came from: per model a config, a seed and a
+fixed number of optimiser steps (``--steps`` only, never a time budget, so the run repeats on any
+machine; on this project's 2-core CPU each takes at most 30 minutes). Each run validates and
+calibrates itself (:mod:`models.training`); the export writes the ONNX files, parity figures and a
+new Device UID per model into the manifest. ``bench.quality --record-manifest`` then adds the
+benchmark figures of the shipped version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from models import calibration, train
+
+__all__ = ["RELEASE", "ReleaseRun", "main"]
+
+CONFIGS = Path(__file__).resolve().parent / "training" / "configs"
+DEFAULT_RUNS = Path(__file__).resolve().parent / "runs" / "release"
+VERSION = "1.0.0"
+
+
+@dataclass(frozen=True)
+class ReleaseRun:
+    name: str
+    config: Path
+    steps: int
+    seed: int = 0
+
+
+RELEASE = (
+    ReleaseRun("msm", CONFIGS / "msm_error_map.yaml", steps=4500),
+    ReleaseRun("rank_effnet", CONFIGS / "rank_effnet.yaml", steps=1800),
+    ReleaseRun("hysnet", CONFIGS / "hysnet.yaml", steps=2500),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.release", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="checkpoints and run reports")
+    parser.add_argument("--out", type=Path, default=None, help="ONNX folder (default: the shipped one)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--only", nargs="*", help="train only these models (default: all)")
+    parser.add_argument("--trained-on", default=f"{os.cpu_count()} CPU cores", help="for the manifest")
+    args = parser.parse_args(argv)
+    chosen = [run for run in RELEASE if not args.only or run.name in args.only]
+    for run in chosen:
+        status = train.main(
+            [run.name, "--config", str(run.config), "--steps", str(run.steps), "--seed", str(run.seed)]
+            + ["--device", args.device, "--out", str(args.runs)]
+        )
+        if status:
+            return status
+    checkpoints = [str(args.runs / f"{run.name}.pt") for run in chosen]
+    out = ["--out", str(args.out)] if args.out else []
+    export = [*checkpoints, "--version", VERSION, "--trained-on", args.trained_on, "--fp16", *out]
+    return calibration.main(export)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
