@@ -2,7 +2,8 @@
 
 The sweeper is the outbox relay: it marks quiet series ``queued`` in the database first, then sends
 their task. Series left ``queued``/``processing`` longer than ``requeue_after_s`` (broker down when
-sent, worker killed mid-task) are sent again; the worker's claim makes duplicates harmless.
+sent, worker killed mid-task) are sent again; the worker's claim makes duplicates harmless. The
+same loop relays due delivery jobs (:mod:`service.delivery.relay`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.delivery.relay import relay_due_deliveries
 from service.queue import enqueue_assessment
 from service.settings import Settings
 from service.store.repository import queue_quiet_series, requeue_stuck_series
@@ -51,6 +53,7 @@ class CompletionSweeper(threading.Thread):
         while not self._stopping.wait(self._settings.sweep_interval_s):
             try:
                 sweep_once(self._settings, self._sessions, self._app)
+                relay_due_deliveries(self._settings, self._sessions, self._app)
             except SQLAlchemyError as exc:
                 log.warning("completion sweep skipped, database unavailable: %s", type(exc).__name__)
 

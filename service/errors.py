@@ -19,7 +19,19 @@
     ├── NotAssessable               the series can be stored but not scored (reason is user facing)
     ├── ReportNotBuildable          a stored result that cannot become a DICOM SR or KOS (HTTP 409)
     ├── NotFound                    HTTP 404 for an unknown UID
-    └── TransientError              a retryable failure (database or broker briefly away)
+    ├── TransientError              a retryable failure (database or broker briefly away)
+    └── DeliveryFailed              one attempt to deliver a result failed (recorded as last_error)
+        ├── DestinationUnusable     permanent: not configured, no AE matches @sender, bad TLS files
+        ├── ReportMissing           permanent: the file to send is gone from the SR store or spool
+        ├── PeerUnreachable         no connection (refused, unreachable, TLS handshake)
+        ├── AssociationRejected     A-ASSOCIATE-RJ, with the peer's result, source and reason
+        ├── NoAcceptedContext       the peer accepted none of the presentation contexts needed
+        ├── AssociationAborted      the peer aborted or dropped the association before answering
+        ├── DeliveryTimeout         no answer within delivery_timeout_s (the response may be lost)
+        ├── PeerFailureStatus       the peer answered with a DICOM failure status
+        └── WebhookRejected         the webhook answered non-2xx; permanent for 4xx but 408/425/429
+
+A permanent failure makes its delivery dead at once; every other is retried with backoff.
 """
 
 from __future__ import annotations
@@ -105,3 +117,57 @@ class NotFound(QCGateError):
 
 class TransientError(QCGateError):
     """A failure worth retrying: the database or broker was briefly unreachable."""
+
+
+class DeliveryFailed(QCGateError):
+    """One delivery attempt failed; the message is stored as the job's ``last_error``."""
+
+    permanent: bool = False
+
+
+class DestinationUnusable(DeliveryFailed):
+    permanent = True
+
+
+class ReportMissing(DeliveryFailed):
+    permanent = True
+
+
+class PeerUnreachable(DeliveryFailed):
+    pass
+
+
+class AssociationRejected(DeliveryFailed):
+    pass
+
+
+class NoAcceptedContext(DeliveryFailed):
+    pass
+
+
+class AssociationAborted(DeliveryFailed):
+    pass
+
+
+class DeliveryTimeout(DeliveryFailed):
+    pass
+
+
+class PeerFailureStatus(DeliveryFailed):
+    """The peer answered; ``status`` is its DICOM status (e.g. 0xA700 out of resources)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class WebhookRejected(DeliveryFailed):
+    """A non-2xx answer. 5xx, 408 and 429 may pass and are retried; any other 4xx (a bad signature,
+    a wrong URL) will not pass by itself, so it is permanent."""
+
+    RETRYABLE = frozenset({408, 425, 429})
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.permanent = 400 <= status_code < 500 and status_code not in self.RETRYABLE

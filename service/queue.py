@@ -3,23 +3,31 @@
 Embedded default: kombu's filesystem transport in ``<data_dir>/broker`` (no server to run).
 Scale path: ``QCGATE_BROKER_URL=redis://...``. The database is the outbox: a series is marked
 queued before its task is sent, and the sweeper re-sends series whose task was lost, so the broker
-never holds the only copy of anything.
+never holds the only copy of anything. Delivery jobs work the same way, on their own queue
+(``qcgate.delivery``) so that a dedicated worker can take them on the scale path.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from typing import Any
 
 from celery import Celery
 from celery.signals import worker_process_init
+from kombu.exceptions import OperationalError as BrokerUnavailable
 from sqlalchemy.exc import OperationalError
 
 from service.assess import WorkerContext, assess_queued_series
+from service.delivery.jobs import run_delivery_job
 from service.errors import TransientError
 from service.settings import Settings
 
+log = logging.getLogger(__name__)
 ASSESS_TASK = "qcgate.assess_series"
+DELIVER_TASK = "qcgate.deliver"
 QUEUE = "qcgate"
+DELIVERY_QUEUE = "qcgate.delivery"
 FILESYSTEM_POLL_S = 0.1  # the filesystem broker polls; 1 s by default would dominate end-to-end latency
 
 
@@ -87,7 +95,21 @@ def create_celery(settings: Settings) -> Celery:
         max_retries=8,
     )
     def assess_series_task(series_id: int) -> str:
-        return assess_queued_series(runtime.context(), series_id)
+        assessed = assess_queued_series(runtime.context(), series_id)
+        enqueue_deliveries(app, assessed.delivery_jobs)
+        return assessed.outcome
+
+    @app.task(
+        name=DELIVER_TASK,
+        acks_late=True,
+        autoretry_for=(TransientError, OperationalError),
+        retry_backoff=True,
+        retry_backoff_max=60,
+        max_retries=8,
+    )
+    def deliver_task(job_id: int) -> str:
+        context = runtime.context()
+        return run_delivery_job(context.settings, context.sessions, job_id)
 
     return app
 
@@ -98,7 +120,7 @@ def worker_argv(settings: Settings) -> list[str]:
     return [
         "worker",
         "--loglevel=INFO",
-        f"--queues={QUEUE}",
+        f"--queues={QUEUE},{DELIVERY_QUEUE}",
         f"--pool={pool}",
         f"--concurrency={settings.worker_concurrency}",
         "--without-mingle",
@@ -118,3 +140,19 @@ def run_celery_worker(app: Celery, settings: Settings) -> None:
 
 def enqueue_assessment(app: Celery, series_id: int) -> None:
     app.send_task(ASSESS_TASK, args=[series_id], queue=QUEUE)
+
+
+def enqueue_delivery(app: Celery, job_id: int) -> None:
+    app.send_task(DELIVER_TASK, args=[job_id], queue=DELIVERY_QUEUE)
+
+
+def enqueue_deliveries(app: Celery, job_ids: Iterable[int]) -> list[int]:
+    """Send one task per job; a broker failure leaves the job to the relay. Returns the ids sent."""
+    sent = []
+    for job_id in job_ids:
+        try:
+            enqueue_delivery(app, job_id)
+            sent.append(job_id)
+        except (BrokerUnavailable, OSError) as exc:
+            log.warning("broker unavailable, delivery %d waits for the relay: %s", job_id, exc)
+    return sent

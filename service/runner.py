@@ -32,9 +32,25 @@ def _start(settings: Settings, *, owns_metrics: bool, migrate: bool) -> sessionm
     return session_factory(create_database_engine(settings.effective_database_url))
 
 
+def _echo_destinations(settings: Settings) -> None:
+    """C-ECHO every configured destination once and log the answer; a dead one does not stop us."""
+    from service.delivery.dicom_send import echo
+    from service.errors import DeliveryFailed
+
+    for name, destination in settings.destinations.items():
+        try:
+            round_trip = echo(
+                destination, calling_ae=settings.ae_title, timeout_s=settings.delivery_timeout_s
+            )
+        except DeliveryFailed as exc:
+            log.warning("destination %s does not answer C-ECHO: %s", name, exc)
+        else:
+            log.info("destination %s answers C-ECHO in %.3f s", name, round_trip)
+
+
 @contextmanager
 def _receiving(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[None]:
-    """Receiver threads and the completion sweeper, stopped cleanly on exit."""
+    """Receiver threads and the completion sweeper (which relays deliveries), stopped cleanly on exit."""
     from service.completion import CompletionSweeper
     from service.queue import create_celery
     from service.receiver.scp import start_receiver
@@ -42,6 +58,9 @@ def _receiving(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[
     server = start_receiver(settings, sessions)
     sweeper = CompletionSweeper(settings, sessions, create_celery(settings))
     sweeper.start()
+    threading.Thread(
+        target=_echo_destinations, args=(settings,), name="destination-echo", daemon=True
+    ).start()
     try:
         yield
     finally:

@@ -19,6 +19,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from service.delivery.config import Destination, RoutingRule, Webhook, check_rule_targets
+
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 ENHANCED_MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4.1"
 
@@ -101,12 +103,41 @@ class Settings(BaseSettings):
         default_factory=_default_thresholds, description="Per-metric warn/fail limits."
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    sr_enabled: bool = Field(True, description="Issue a DICOM SR (TID 1500) after every assessment.")
+    kos_on_fail: bool = Field(
+        False, description='Also issue a Key Object Selection "Quality Issue" for failed series.'
+    )
+    destinations: dict[str, Destination] = Field(
+        default_factory=dict, description="DICOM peers by name: ae_title, host, port, optional tls."
+    )
+    webhooks: dict[str, Webhook] = Field(
+        default_factory=dict, description="HTTP endpoints by name: url, secret, timeout_s."
+    )
+    routing_rules: list[RoutingRule] = Field(
+        default_factory=list, description="Ordered rules; every matching rule's actions are done."
+    )
+    delivery_max_attempts: int = Field(8, ge=1, description="Attempts before a delivery is dead.")
+    delivery_retry_base_s: float = Field(
+        5.0, gt=0, description="Wait before the first retry; doubles per attempt."
+    )
+    delivery_retry_max_s: float = Field(600.0, gt=0, description="Longest wait between attempts.")
+    delivery_timeout_s: float = Field(
+        30.0, gt=0, description="Network timeout of one DICOM step (connect, associate, response)."
+    )
+    delivery_lease_s: float = Field(
+        900.0, gt=0, description="A delivery in flight longer than this is presumed lost and retried."
+    )
 
     _split_lists = field_validator("allowed_calling_aes", "api_tokens", mode="before")(_split_csv)
 
     @model_validator(mode="after")
     def _absolute_data_dir(self) -> Settings:
         self.data_dir = self.data_dir.resolve()
+        return self
+
+    @model_validator(mode="after")
+    def _rules_name_configured_targets(self) -> Settings:
+        check_rule_targets(self.routing_rules, self.destinations, self.webhooks)
         return self
 
     @classmethod

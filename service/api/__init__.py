@@ -1,1 +1,2 @@
-"""FastAPI application under ``/api/v1``: series, studies, health and Prometheus metrics."""
+"""FastAPI application under ``/api/v1``: series, studies, reports, deliveries, destinations, health
+and Prometheus metrics."""

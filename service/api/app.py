@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import __version__
-from service.api import health, series, studies
+from service.api import deliveries, destinations, health, reports, series, studies
 from service.api.deps import require_token
 from service.api.problems import install_problem_handlers
 from service.settings import Settings
@@ -17,11 +17,11 @@ def create_app(settings: Settings, sessions: sessionmaker[Session], celery: Cele
     app = FastAPI(
         title="qcgate",
         version=__version__,
-        description="MRI quality-control gateway: series status, quality metrics and flags.",
+        description="MRI quality-control gateway: series, quality metrics, flags, reports, deliveries.",
     )
     app.state.settings, app.state.sessions, app.state.celery = settings, sessions, celery
     install_problem_handlers(app)
     app.include_router(health.router)
-    for router in (series.router, studies.router):
+    for router in (series.router, studies.router, reports.router, deliveries.router, destinations.router):
         app.include_router(router, dependencies=[Depends(require_token)])
     return app

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from service.delivery.states import DeliveryAction, DeliveryState, ReportKind
 from service.outcomes import Flag, SeriesStatus
 
 
@@ -82,3 +83,68 @@ def series_public(
         timings=timings,
         assessments=assessments,
     )
+
+
+class ReportPublic(BaseModel):
+    """A DICOM report qcgate issued; ``href`` downloads it as ``application/dicom``."""
+
+    kind: ReportKind = Field(description="sr: TID 1500 quality report; kos: Key Object Selection.")
+    sop_instance_uid: str
+    sop_class_uid: str
+    series_instance_uid: str = Field(description="The report's own series (all versions share it).")
+    instance_number: int
+    study_instance_uid: str
+    evaluated_series_instance_uid: str
+    assessment_id: int
+    predecessor_sop_instance_uid: str | None = Field(None, description="The report this one supersedes.")
+    size_bytes: int
+    created_at: datetime
+    href: str
+
+
+class ReportList(BaseModel):
+    items: list[ReportPublic]
+
+
+class DeliveryPublic(BaseModel):
+    """One routed delivery: its state, attempts and the last error, if any."""
+
+    id: int
+    series_instance_uid: str
+    assessment_id: int
+    action: DeliveryAction
+    target: str = Field(description='A destination or webhook name, or "@sender".')
+    rule: str
+    state: DeliveryState
+    attempts: int = Field(description="Attempts in the current round (a manual retry starts a new one).")
+    max_attempts: int
+    manual_retries: int
+    report_sop_instance_uid: str | None = None
+    created_at: datetime
+    next_attempt_at: datetime | None = Field(
+        None, description="Due time while pending; lease end while sending."
+    )
+    last_attempt_at: datetime | None = None
+    last_error: str = ""
+    last_duration_s: float | None = None
+    delivered_at: datetime | None = None
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryPublic]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= to get the next page.")
+
+
+class DestinationPublic(BaseModel):
+    name: str
+    ae_title: str
+    host: str
+    port: int
+    tls: bool
+
+
+class EchoResult(BaseModel):
+    destination: str
+    ae_title: str
+    status: int = Field(0, description="The C-ECHO status (0x0000 Success).")
+    round_trip_s: float

@@ -1,4 +1,8 @@
-"""ORM tables. Studies hold series, series hold instances and assessments (the newest is current)."""
+"""ORM tables. Studies hold series, series hold instances and assessments (the newest is current).
+
+An assessment issues reports (SR, KOS; each new SR names its predecessor) and delivery jobs, one per
+routed action, which live until delivered or dead.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,24 @@ import enum
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Enum, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from service.delivery.states import DeliveryAction, DeliveryState, ReportKind
 from service.outcomes import Flag, SeriesStatus
 
 
@@ -106,3 +124,58 @@ class Assessment(Base):
     finished_at: Mapped[datetime]
 
     series: Mapped[Series] = relationship(back_populates="assessments")
+
+
+class Report(Base):
+    """A DICOM object qcgate issued about a series; the file lives under ``sr_dir`` at ``path``."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
+    assessment_id: Mapped[int] = mapped_column(ForeignKey("assessments.id"), index=True)
+    kind: Mapped[ReportKind] = mapped_column(_str_enum(ReportKind, 8))
+    sop_class_uid: Mapped[str] = mapped_column(String(64))
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    series_instance_uid: Mapped[str] = mapped_column(String(64))
+    instance_number: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(Text)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    predecessor_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"))
+    created_at: Mapped[datetime]
+
+    series: Mapped[Series] = relationship()
+    predecessor: Mapped[Report | None] = relationship(remote_side="Report.id")
+
+
+class DeliveryJob(Base):
+    """One routed action for one assessment: pending -> sending -> delivered, or dead after the last
+    failed attempt. While ``sending``, ``next_attempt_at`` is the end of the worker's lease."""
+
+    __tablename__ = "delivery_jobs"
+    __table_args__ = (
+        UniqueConstraint("assessment_id", "action", "target", name="uq_delivery_jobs_action"),
+        Index("ix_delivery_jobs_due", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
+    assessment_id: Mapped[int] = mapped_column(ForeignKey("assessments.id"))
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"))
+    action: Mapped[DeliveryAction] = mapped_column(_str_enum(DeliveryAction, 16))
+    # A destination or webhook name as the rule wrote it ("@sender" stays so until each attempt).
+    target: Mapped[str] = mapped_column(String(64))
+    rule: Mapped[str] = mapped_column(String(64))
+    state: Mapped[DeliveryState] = mapped_column(_str_enum(DeliveryState, 16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    manual_retries: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    enqueued_at: Mapped[datetime | None]
+    last_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    last_duration_s: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+    series: Mapped[Series] = relationship()
+    report: Mapped[Report | None] = relationship()
