@@ -7,7 +7,7 @@ built with its default config (or :data:`models.nets.smoke.TINY_CONFIGS` in tiny
 random weights, and exported with :func:`export.onnx_export.export_model` into a scratch folder:
 the speed of an architecture does not depend on its weights. Random BatchNorm statistics make
 activations fade towards denormal floats, which slow both runtimes unpredictably, so they are
-settled on smooth MR-like images first (:func:`models.nets.smoke.settle_batchnorm`).
+settled on smooth MR-like images first (:func:`export.onnx_export.untrained_model`).
 
 **Which session.** The ONNX side is the :class:`~service.metrics.learned.OnnxMetric` the service
 builds (sequential execution, idle threads sleeping), on the CPU provider, with the thread count
@@ -28,11 +28,10 @@ import torch
 from torch import nn
 
 from export.manifest import MANIFEST_NAME, InputSpec, Provenance, load_manifest, utc_now
-from export.onnx_export import export_model, scorer_of, smooth_images
+from export.onnx_export import export_model, scorer_of, untrained_model
 from export.preprocess import padded_length
 from models.checkpoint import Checkpoint, build_model, load_checkpoint
-from models.nets.smoke import settle_batchnorm
-from models.registry import create_model, list_models
+from models.registry import list_models
 from service.metrics.learned import CPU, CUDA, OnnxMetric, load_learned_suites
 
 __all__ = [
@@ -151,11 +150,7 @@ def export_random(
     """Each named architecture with seeded random weights, exported (checker and parity) into ``out_dir``."""
     models = {}
     for name in names:
-        torch.manual_seed(0)
-        model = create_model(name, configs.get(name))
-        tile = model.scorer_spec().tile  # type: ignore[operator]
-        settle = [torch.from_numpy(smooth_images((4, 1, *tile), seed=seed)) for seed in (1, 2)]
-        settle_batchnorm(model, settle)
+        model = untrained_model(name, configs.get(name))
         provenance = Provenance(
             data_version="none: random weights, for speed only",
             seed=0,

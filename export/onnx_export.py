@@ -22,9 +22,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -46,8 +47,9 @@ from export.manifest import (
 )
 from export.preprocess import Normalisation, normalise
 from models.checkpoint import build_model, load_checkpoint
+from models.nets.smoke import settle_batchnorm
 from models.nets.spec import ScorerSpec
-from models.registry import model_name
+from models.registry import create_model, model_name
 
 OPSET = 18
 EXPORTER = f"torch.onnx.export(dynamo=True), torch {torch.__version__.split('+')[0]}"
@@ -338,3 +340,15 @@ def _quiet_exporter() -> Iterator[None]:
             yield
         finally:
             registration.setLevel(level)
+
+
+def untrained_model(name: str, config: Mapping[str, Any] | None = None, *, seed: int = 0) -> nn.Module:
+    """A seeded untrained network whose BatchNorm statistics are settled on :func:`smooth_images`.
+
+    For checks whose answer does not depend on the weights (plumbing, export, speed): without the
+    settling, an untrained BatchNorm network scores every input the same.
+    """
+    torch.manual_seed(seed)
+    model = create_model(name, config)
+    tile = model.scorer_spec().tile  # type: ignore[operator]
+    return settle_batchnorm(model, [torch.from_numpy(smooth_images((4, 1, *tile), seed=s)) for s in (1, 2)])

@@ -8,21 +8,15 @@ from pathlib import Path
 import torch
 
 from export.manifest import Provenance, utc_now
-from export.onnx_export import export_model, smooth_images
-from models.nets.smoke import TINY_CONFIGS, settle_batchnorm
-from models.registry import create_model, list_models
+from export.onnx_export import export_model, untrained_model
+from models.nets.smoke import TINY_CONFIGS
+from models.registry import list_models
 
 PROVENANCE = Provenance(data_version="test", seed=0, steps=0, git_commit="none", created=utc_now())
 
 
 def tiny_model(name: str) -> torch.nn.Module:
-    """Seeded, with batch-norm statistics settled on smooth images so scores are not degenerate."""
-    torch.manual_seed(0)
-    model = create_model(name, TINY_CONFIGS[name])
-    spec = model.scorer_spec()
-    return settle_batchnorm(
-        model, [torch.from_numpy(smooth_images((4, 1, *spec.tile), seed=s)) for s in (1, 2)]
-    )
+    return untrained_model(name, TINY_CONFIGS[name])
 
 
 def export_tiny_models(out: Path) -> dict[str, torch.nn.Module]:
