@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: install install-dev peers run test lint bench bench-ingest bench-e2e bench-learned bench-quality models clean
+.PHONY: install install-dev peers run test lint bench bench-ingest bench-e2e bench-delivery bench-learned bench-quality models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ bench-ingest: install-dev peers
 
 bench-e2e: install-dev peers
 	$(BIN)/python -m bench.end_to_end
+
+bench-delivery: install-dev peers
+	$(BIN)/python -m bench.delivery
 
 bench-learned: install-dev
 	$(BIN)/python -m bench.learned
