@@ -28,6 +28,7 @@
         ├── NoAcceptedContext       the peer accepted none of the presentation contexts needed
         ├── AssociationAborted      the peer aborted or dropped the association before answering
         ├── DeliveryTimeout         no answer within delivery_timeout_s (the response may be lost)
+        ├── ConnectionLost          an HTTP connection dropped before the answer
         ├── PeerFailureStatus       the peer answered with a DICOM failure status
         └── WebhookRejected         the webhook answered non-2xx; permanent for 4xx but 408/425/429
 
@@ -150,6 +151,10 @@ class AssociationAborted(DeliveryFailed):
 
 
 class DeliveryTimeout(DeliveryFailed):
+    pass
+
+
+class ConnectionLost(DeliveryFailed):
     pass
 
 

@@ -64,22 +64,21 @@ def read_evidence(files: Sequence[Path]) -> list[Dataset]:
         return [pydicom.dcmread(path, stop_before_pixels=True) for path in files]
 
 
-def _encoded(dataset: Dataset) -> bytes:
+def write_report(sr_dir: Path, dataset: Dataset) -> tuple[Path, int]:
+    """Write a report durably (fsynced, renamed, directory fsynced) at
+    ``<sr_dir>/<study>/<report series>/<SOP Instance UID>.dcm``; returns (path, size)."""
+    target = instance_path(
+        sr_dir, str(dataset.StudyInstanceUID), str(dataset.SeriesInstanceUID), str(dataset.SOPInstanceUID)
+    )
     buffer = io.BytesIO()
     pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
-    return buffer.getvalue()
+    return target, write_durably(target, [buffer.getvalue()])
 
 
 def _write(
     settings: Settings, kind: ReportKind, dataset: Dataset, instance_number: int, predecessor: Report | None
 ) -> IssuedReport:
-    target = instance_path(
-        settings.sr_dir,
-        str(dataset.StudyInstanceUID),
-        str(dataset.SeriesInstanceUID),
-        str(dataset.SOPInstanceUID),
-    )
-    size = write_durably(target, [_encoded(dataset)])
+    target, size = write_report(settings.sr_dir, dataset)
     return IssuedReport(
         kind=kind,
         sop_class_uid=str(dataset.SOPClassUID),

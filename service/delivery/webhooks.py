@@ -25,7 +25,7 @@ import httpx
 
 from service import __version__
 from service.delivery.config import Webhook
-from service.errors import DeliveryTimeout, PeerUnreachable, WebhookRejected
+from service.errors import ConnectionLost, DeliveryTimeout, PeerUnreachable, WebhookRejected
 
 PAYLOAD_VERSION = 1
 EVENT = "series.assessed"
@@ -74,8 +74,10 @@ def post(webhook: Webhook, body: bytes, delivery_id: int) -> int:
         )
     except httpx.TimeoutException as exc:
         raise DeliveryTimeout(f"{where} did not answer within {webhook.timeout_s:g} s") from exc
+    except httpx.ConnectError as exc:
+        raise PeerUnreachable(f"{where} unreachable: {exc}") from exc
     except httpx.TransportError as exc:
-        raise PeerUnreachable(f"{where} unreachable: {type(exc).__name__}: {exc}") from exc
+        raise ConnectionLost(f"{where} dropped the connection: {type(exc).__name__}: {exc}") from exc
     if not response.is_success:
         raise WebhookRejected(f"{where} answered HTTP {response.status_code}", response.status_code)
     return response.status_code
