@@ -46,7 +46,7 @@ def assess_queued_series(context: WorkerContext, series_id: int) -> Assessed:
     """Returns the outcome, or ``skipped`` for a duplicate delivery of the task, and new delivery jobs."""
     settings = context.settings
     with context.sessions.begin() as session:
-        series = claim_series(session, series_id)
+        series = claim_series(session, series_id, datetime.now(UTC))
         if series is None:
             return Assessed("skipped")
         revision, last_received_at = series.revision, series.last_received_at

@@ -65,8 +65,17 @@ class _WorkerRuntime:
         return self._context
 
     def warm(self, **_: Any) -> None:
-        """Build the context when the worker starts, not on its first series (ONNX sessions are slow)."""
+        """Build the context when the worker starts, not on its first series (ONNX sessions are slow),
+        and build one throw-away SR (highdicom loads its tables of the standard on first use)."""
+        from service.delivery.publish import warm_up
+
         self.context()
+        if not self._settings.sr_enabled:
+            return
+        try:
+            log.info("SR builder warmed up in %.2f s", warm_up())
+        except Exception:  # noqa: BLE001 - as in issue_reports: a report bug must not stop scoring
+            log.exception("SR builder warm-up failed; reports will fail the same way")
 
 
 def create_celery(settings: Settings) -> Celery:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from service.delivery.states import DeliveryAction, DeliveryState, ReportKind
 from service.store.tables import DeliveryJob, Report
@@ -170,5 +170,9 @@ def list_jobs(
         DeliveryJob.series_id == series_id if series_id else None,
         DeliveryJob.id < after_id if after_id else None,
     ]
-    query = select(DeliveryJob).where(*[c for c in conditions if c is not None])
+    query = (
+        select(DeliveryJob)
+        .where(*[c for c in conditions if c is not None])
+        .options(selectinload(DeliveryJob.series), selectinload(DeliveryJob.report))
+    )
     return session.scalars(query.order_by(DeliveryJob.id.desc()).limit(limit)).all()

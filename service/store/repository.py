@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.outcomes import Flag, SeriesStatus
@@ -106,16 +106,23 @@ def queue_quiet_series(session: Session, quiet_since: datetime, now: datetime) -
 
 
 def requeue_stuck_series(session: Session, stuck_since: datetime, now: datetime) -> list[int]:
-    """Series queued or processing for too long lost their task (broker down, worker killed)."""
-    ids = list(
-        session.scalars(
-            select(Series.id).where(Series.status.in_(IN_FLIGHT), Series.queued_at <= stuck_since)
-        )
+    """Series queued or processing for too long lost their task (broker down, worker killed).
+
+    Processing counts from the claim, not from the queueing: a task that waited in the queue (a
+    worker still starting) keeps its whole time to finish, instead of being scored twice.
+    """
+    stuck = or_(
+        and_(Series.status == SeriesStatus.QUEUED, Series.queued_at <= stuck_since),
+        and_(
+            Series.status == SeriesStatus.PROCESSING,
+            func.coalesce(Series.claimed_at, Series.queued_at) <= stuck_since,
+        ),
     )
+    ids = list(session.scalars(select(Series.id).where(stuck)))
     if ids:
         session.execute(
             update(Series)
-            .where(Series.id.in_(ids))
+            .where(Series.id.in_(ids), stuck)
             .values(status=SeriesStatus.QUEUED, queued_at=now, enqueue_count=Series.enqueue_count + 1)
         )
     return ids
@@ -127,12 +134,12 @@ def request_rescore(session: Session, series: Series, now: datetime) -> None:
     series.enqueue_count += 1
 
 
-def claim_series(session: Session, series_id: int) -> Series | None:
+def claim_series(session: Session, series_id: int, now: datetime) -> Series | None:
     """Move a queued series to processing; None if another delivery of the task got there first."""
     claimed = session.execute(
         update(Series)
         .where(Series.id == series_id, Series.status == SeriesStatus.QUEUED)
-        .values(status=SeriesStatus.PROCESSING)
+        .values(status=SeriesStatus.PROCESSING, claimed_at=now)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         return None

@@ -84,6 +84,7 @@ class Series(Base):
     first_received_at: Mapped[datetime]
     last_received_at: Mapped[datetime] = mapped_column(index=True)
     queued_at: Mapped[datetime | None]
+    claimed_at: Mapped[datetime | None]  # when a worker took it (processing): the requeue clock
     enqueue_count: Mapped[int] = mapped_column(Integer, default=0)
     status_reason: Mapped[str] = mapped_column(Text, default="")
 

@@ -1,4 +1,4 @@
-"""reports and delivery jobs
+"""reports and delivery jobs; series.claimed_at
 
 Revision ID: 0002
 Revises: 0001
@@ -15,6 +15,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("series", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True))
+
     op.create_table(
         "reports",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -100,3 +103,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_reports_assessment_id"))
 
     op.drop_table("reports")
+    with op.batch_alter_table("series", schema=None) as batch_op:
+        batch_op.drop_column("claimed_at")
