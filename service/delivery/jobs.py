@@ -105,11 +105,10 @@ def run_delivery_job(settings: Settings, sessions: sessionmaker[Session], job_id
             work: _Work | DeliveryFailed = _prepare(session, settings, job)
         except DeliveryFailed as exc:
             work = exc
-    started = time.perf_counter()
+    if isinstance(work, DeliveryFailed):  # nothing to send: unusable target, file gone
+        return _failed(settings, sessions, job_id, action, target, attempt, work, 0.0)
+    target, started = work.label, time.perf_counter()
     try:
-        if isinstance(work, DeliveryFailed):
-            raise work
-        target = work.label
         work.send()
     except DeliveryFailed as exc:
         return _failed(
