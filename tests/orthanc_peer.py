@@ -27,12 +27,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
 
-from tests.peers import dcmtk_env, free_port
+from tests.peers import PeerProcess, dcmtk_env, free_port
 from tests.storescp_peer import echoscu
 
 __all__ = ["ORTHANC", "OrthancClient", "OrthancPeer"]
@@ -96,7 +95,7 @@ class OrthancClient:
 
 
 @dataclass
-class OrthancPeer:
+class OrthancPeer(PeerProcess):
     """One Orthanc process on free ports with its state under ``directory``; a context manager."""
 
     directory: Path
@@ -107,6 +106,7 @@ class OrthancPeer:
     http_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     client: OrthancClient = field(init=False, repr=False)
+    stop_timeout_s = 20.0  # Orthanc takes a few seconds to stop
 
     def __post_init__(self) -> None:
         self.client = OrthancClient(self.base_url)
@@ -204,26 +204,6 @@ class OrthancPeer:
         return echoscu(self.dicom_port, called_ae=self.ae_title, calling_ae=calling_ae)
 
     def stop(self) -> None:
-        """SIGTERM, wait (Orthanc takes a few seconds), SIGKILL if it hangs; safe to call twice."""
+        """Close the REST client, then the process (Orthanc takes a few seconds to stop)."""
         self.client.close()
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def __enter__(self) -> OrthancPeer:
-        return self.start() if self.process is None else self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        super().stop()

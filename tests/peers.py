@@ -11,7 +11,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import httpx
 from pynetdicom import AE
@@ -30,6 +31,45 @@ def free_port() -> int:
 def dcmtk_env() -> dict[str, str]:
     """DCMTK stalls ~45 ms per PDU on loopback without TCP_NODELAY."""
     return {**os.environ, "TCP_NODELAY": "1"}
+
+
+class PeerProcess:
+    """The lifecycle every external peer shares: stop (terminate, then kill if it hangs), context
+    manager, log. Subclasses set ``process`` in their ``start`` and name their ``log_path``."""
+
+    process: subprocess.Popen[bytes] | None
+    stop_timeout_s: float = 10.0
+
+    @property
+    def log_path(self) -> Path:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Terminate and wait; kill if it outlives ``stop_timeout_s``. Safe to call twice."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=self.stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> Self:
+        return self.start() if self.process is None else self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 def storescu(

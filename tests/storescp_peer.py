@@ -35,12 +35,11 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from tests.peers import dcmtk_env, free_port
+from tests.peers import PeerProcess, dcmtk_env, free_port
 
 __all__ = ["DCMSEND", "ECHOSCU", "STORESCP", "StorescpPacs", "dcmsend", "echoscu"]
 
@@ -94,7 +93,7 @@ def dcmsend(
 
 
 @dataclass
-class StorescpPacs:
+class StorescpPacs(PeerProcess):
     """One storescp process on a free port, writing under ``directory/received``; a context manager."""
 
     directory: Path
@@ -170,30 +169,6 @@ class StorescpPacs:
                 return True
             time.sleep(0.1)
         raise TimeoutError(f"storescp answered no C-ECHO in {timeout} s; log:\n{self.log_text()}")
-
-    def stop(self) -> None:
-        """Terminate storescp and wait for it; safe to call twice."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def __enter__(self) -> StorescpPacs:
-        return self.start() if self.process is None else self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def received_files(self) -> list[Path]:
         return sorted(self.output_dir.glob("*.dcm"))
