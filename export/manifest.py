@@ -304,6 +304,7 @@ def write_manifest(manifest: Manifest, path: Path) -> None:
         stream.write(text)
         stream.flush()
         os.fsync(stream.fileno())
+    os.chmod(stream.name, 0o644)  # a manifest is shipped and read by the service's own user
     os.replace(stream.name, path)
 
 

@@ -13,6 +13,7 @@ import pydicom
 import pytest
 from pynetdicom.dsutils import split_dataset
 
+from export.manifest import default_manifest_path, load_manifest
 from tests.demo_series import write_phantom_series
 from tests.peers import DCMTK_ECHOSCU, QCGate, dcmtk_env, storescu
 
@@ -27,6 +28,14 @@ CLASSIC_DIRECTIONS = {
     "fber": True,
     "gsr": False,
 }
+
+
+def shipped_directions() -> dict[str, bool]:
+    """The learned models a worker loads: those of the shipped manifest, if one ships."""
+    path = default_manifest_path()
+    if not path.is_file():
+        return {}
+    return {entry.name: entry.output.higher_is_better for entry in load_manifest(path).models}
 
 
 def dataset_part(path: Path) -> bytes:
@@ -57,7 +66,12 @@ def test_series_from_dcmtk_is_scored_and_visible_everywhere(
     assert body["instances"] == len(files)
     assert body["calling_ae"] == "MRSCANNER1"
     assert body["modality"] == "MR"
-    assert {name: m["higher_is_better"] for name, m in body["metrics"].items()} == CLASSIC_DIRECTIONS
+    learned = shipped_directions()
+    directions = {name: metric["higher_is_better"] for name, metric in body["metrics"].items()}
+    assert directions == CLASSIC_DIRECTIONS | learned
+    for name in learned:
+        assert 0.0 <= body["metrics"][name]["quality"] <= 100.0, "a shipped model is uncalibrated"
+    assert {a["name"] for a in body["provenance"]["algorithms"]} == set(learned)
     assert all(m["value"] == m["value"] for m in body["metrics"].values()), "a metric is NaN"
     assert body["flag"] in ("pass", "warn", "fail")
     assert body["provenance"]["metric_versions"]["classic"]
