@@ -6,22 +6,31 @@ machine; on this project's 2-core CPU each takes at most 30 minutes). Each run v
 calibrates itself (:mod:`models.training`); the export writes the ONNX files, parity figures and a
 new Device UID per model into the manifest. ``bench.quality --record-manifest`` then adds the
 benchmark figures of the shipped version.
+
+**Release gate.** A model ships only if its held-out synthetic validation reaches
+:data:`MIN_VALIDATION_SRCC` (Spearman with SSIM within images, all corruption types): a metric
+without skill would still flag series on its calibrated scale, and a wrong flag costs a
+technologist's time or lets a bad series through. A model that misses the gate is reported and left
+out of the manifest (its previous version, if any, is kept).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from models import calibration, train
 
-__all__ = ["RELEASE", "ReleaseRun", "main"]
+__all__ = ["MIN_VALIDATION_SRCC", "RELEASE", "ReleaseRun", "main", "passes_gate"]
 
 CONFIGS = Path(__file__).resolve().parent / "training" / "configs"
 DEFAULT_RUNS = Path(__file__).resolve().parent / "runs" / "release"
 VERSION = "1.0.0"
+MIN_VALIDATION_SRCC = 0.5
 
 
 @dataclass(frozen=True)
@@ -55,10 +64,22 @@ def main(argv: list[str] | None = None) -> int:
         )
         if status:
             return status
-    checkpoints = [str(args.runs / f"{run.name}.pt") for run in chosen]
+    checkpoints = [str(args.runs / f"{run.name}.pt") for run in chosen if passes_gate(args.runs, run.name)]
+    if not checkpoints:
+        return 1
     out = ["--out", str(args.out)] if args.out else []
     export = [*checkpoints, "--version", VERSION, "--trained-on", args.trained_on, "--fp16", *out]
     return calibration.main(export)
+
+
+def passes_gate(runs: Path, name: str) -> bool:
+    """Whether ``name``'s run report shows enough skill to ship (see the module docstring)."""
+    report = json.loads((runs / f"{name}.json").read_text())
+    srcc = (report.get("validation") or {}).get("groups", {}).get("overall", {}).get("srcc_ssim_within")
+    passed = srcc is not None and srcc >= MIN_VALIDATION_SRCC
+    verdict = "ships" if passed else f"is NOT shipped (gate {MIN_VALIDATION_SRCC})"
+    sys.stderr.write(f"{name}: validation SRCC vs SSIM within images {srcc}: {verdict}\n")
+    return passed
 
 
 if __name__ == "__main__":
