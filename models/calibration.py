@@ -14,8 +14,9 @@ knots, thinned to at most ``max_knots`` (the map between knots is linear, beyond
 corruption at severity 0.2 is 66-90 by type, at 0.6 34-76 and at 1.0 21-61 (docs/training.md has
 the table): warn catches noise from SNR 7.5 down, blur from 2.8 pixels FWHM and most other types
 towards their strongest severities; fail catches noise from SNR 6, blur and wrap-around near their
-strongest, and combinations of several moderate artifacts. They are defaults to be replaced per site, like the
-classic metrics' thresholds (docs/thresholds.md).
+strongest, and combinations of several moderate artifacts. They are a suggestion, not the service's
+default: on real images the synthetic calibration is offset (docs/training.md#thresholds), so a site
+sets them after scoring its own clean series.
 
 ``python -m models.calibration CHECKPOINT... --version V [--out DIR]`` exports checkpoints with the
 calibration their training run stored (``training["calibration"]``); ``python -m export`` writes the

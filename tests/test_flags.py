@@ -53,8 +53,8 @@ def test_overall_flag_is_the_worst_and_lists_every_reason() -> None:
     assert len(reasons) == 2
 
 
-def test_learned_metrics_have_default_quality_thresholds() -> None:
+def test_learned_metrics_do_not_flag_by_default() -> None:
+    # Their synthetic calibration does not transfer to real clean series (docs/training.md#thresholds).
     thresholds = Settings().thresholds
-    for name in ("msm", "hysnet", "rank_effnet"):
-        assert thresholds[name].scale == "quality"
-        assert thresholds[name].fail < thresholds[name].warn
+    assert not {"msm", "hysnet", "rank_effnet"} & set(thresholds)
+    assert all(threshold.scale == "value" for threshold in thresholds.values())
