@@ -13,12 +13,11 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 from celery import Celery
-from kombu.exceptions import OperationalError as BrokerUnavailable
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.delivery.relay import relay_due_deliveries
-from service.queue import enqueue_assessment
+from service.queue import enqueue_assessments
 from service.settings import Settings
 from service.store.repository import queue_quiet_series, requeue_stuck_series
 
@@ -31,14 +30,7 @@ def sweep_once(settings: Settings, sessions: sessionmaker[Session], app: Celery)
     with sessions.begin() as session:
         due = queue_quiet_series(session, now - timedelta(seconds=settings.quiet_period_s), now)
         due += requeue_stuck_series(session, now - timedelta(seconds=settings.requeue_after_s), now)
-    sent = []
-    for series_id in due:
-        try:
-            enqueue_assessment(app, series_id)
-            sent.append(series_id)
-        except (BrokerUnavailable, OSError) as exc:
-            log.warning("broker unavailable, series %d stays queued for the next sweep: %s", series_id, exc)
-    return sent
+    return enqueue_assessments(app, due)
 
 
 class CompletionSweeper(threading.Thread):

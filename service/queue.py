@@ -10,7 +10,8 @@ never holds the only copy of anything. Delivery jobs work the same way, on their
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from celery import Celery
@@ -28,6 +29,14 @@ ASSESS_TASK = "qcgate.assess_series"
 DELIVER_TASK = "qcgate.deliver"
 QUEUE = "qcgate"
 DELIVERY_QUEUE = "qcgate.delivery"
+# Tasks are idempotent (a claim in the database), so late acks are safe; only transient errors retry.
+_TASK_OPTIONS: dict[str, Any] = {
+    "acks_late": True,
+    "autoretry_for": (TransientError, OperationalError),
+    "retry_backoff": True,
+    "retry_backoff_max": 60,
+    "max_retries": 8,
+}
 FILESYSTEM_POLL_S = 0.1  # the filesystem broker polls; 1 s by default would dominate end-to-end latency
 
 
@@ -95,27 +104,13 @@ def create_celery(settings: Settings) -> Celery:
     runtime = _WorkerRuntime(settings)
     app.qcgate_runtime = runtime
 
-    @app.task(
-        name=ASSESS_TASK,
-        acks_late=True,
-        autoretry_for=(TransientError, OperationalError),
-        retry_backoff=True,
-        retry_backoff_max=60,
-        max_retries=8,
-    )
+    @app.task(name=ASSESS_TASK, **_TASK_OPTIONS)
     def assess_series_task(series_id: int) -> str:
         assessed = assess_queued_series(runtime.context(), series_id)
         enqueue_deliveries(app, assessed.delivery_jobs)
         return assessed.outcome
 
-    @app.task(
-        name=DELIVER_TASK,
-        acks_late=True,
-        autoretry_for=(TransientError, OperationalError),
-        retry_backoff=True,
-        retry_backoff_max=60,
-        max_retries=8,
-    )
+    @app.task(name=DELIVER_TASK, **_TASK_OPTIONS)
     def deliver_task(job_id: int) -> str:
         context = runtime.context()
         return run_delivery_job(context.settings, context.sessions, job_id)
@@ -157,11 +152,21 @@ def enqueue_delivery(app: Celery, job_id: int) -> None:
 
 def enqueue_deliveries(app: Celery, job_ids: Iterable[int]) -> list[int]:
     """Send one task per job; a broker failure leaves the job to the relay. Returns the ids sent."""
+    return _send_each(job_ids, partial(enqueue_delivery, app), "delivery", "waits for the relay")
+
+
+def enqueue_assessments(app: Celery, series_ids: Iterable[int]) -> list[int]:
+    """Send one task per series; a broker failure leaves it for the next sweep. Returns the ids sent."""
+    return _send_each(series_ids, partial(enqueue_assessment, app), "series", "waits for the next sweep")
+
+
+def _send_each(ids: Iterable[int], send: Callable[[int], None], what: str, waits: str) -> list[int]:
+    """The database's outbox makes a failed send safe: log it and go on with the rest."""
     sent = []
-    for job_id in job_ids:
+    for item in ids:
         try:
-            enqueue_delivery(app, job_id)
-            sent.append(job_id)
+            send(item)
+            sent.append(item)
         except (BrokerUnavailable, OSError) as exc:
-            log.warning("broker unavailable, delivery %d waits for the relay: %s", job_id, exc)
+            log.warning("broker unavailable, %s %d %s: %s", what, item, waits, exc)
     return sent

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
 
 from service.api.deps import CeleryDep, SessionDep, SettingsDep
+from service.api.paging import decode_cursor, split_page
 from service.api.schemas import DeliveryPage, DeliveryPublic
 from service.api.series import UidPath
 from service.delivery.states import DeliveryAction, DeliveryState
@@ -53,13 +53,6 @@ def _job(session: SessionDep, job_id: int) -> DeliveryJob:
     return job
 
 
-def _decode_cursor(cursor: str) -> int:
-    try:
-        return int(base64.urlsafe_b64decode(cursor.encode()).decode())
-    except ValueError as exc:
-        raise HTTPException(400, "the cursor is not one this API issued") from exc
-
-
 @router.get("", response_model=DeliveryPage, summary="List deliveries, newest first")
 def get_deliveries(
     session: SessionDep,
@@ -83,11 +76,10 @@ def get_deliveries(
         action=action,
         target=target,
         series_id=series_id,
-        after_id=_decode_cursor(cursor) if cursor else None,
+        after_id=decode_cursor(cursor),
         limit=limit + 1,
     )
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = base64.urlsafe_b64encode(str(page[-1].id).encode()).decode() if more else None
+    page, next_cursor = split_page(rows, limit)
     return DeliveryPage(items=[delivery_public(job, settings) for job in page], next_cursor=next_cursor)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -11,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.api.deps import CeleryDep, SessionDep
+from service.api.paging import decode_cursor, split_page
 from service.api.schemas import Accepted, SeriesPage, SeriesPublic, TimingsPublic, series_public
 from service.api.slice_plot import slice_chart, stacks_with_metric
 from service.errors import NotFound
@@ -61,13 +61,6 @@ def series_view(session: Session, series: Series) -> SeriesPublic:
     return series_public(header, series.status, document, timings, count or 0)
 
 
-def _decode_cursor(cursor: str) -> int:
-    try:
-        return int(base64.urlsafe_b64decode(cursor.encode()).decode())
-    except ValueError as exc:
-        raise HTTPException(400, "the cursor is not one this API issued") from exc
-
-
 @router.get("", response_model=SeriesPage, summary="List series, newest first")
 def get_series_list(
     session: SessionDep,
@@ -91,11 +84,10 @@ def get_series_list(
         station=station,
         since=since,
         until=until,
-        after_id=_decode_cursor(cursor) if cursor else None,
+        after_id=decode_cursor(cursor),
         limit=limit + 1,
     )
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = base64.urlsafe_b64encode(str(page[-1].id).encode()).decode() if more else None
+    page, next_cursor = split_page(rows, limit)
     return SeriesPage(items=[series_view(session, s) for s in page], next_cursor=next_cursor)
 
 
