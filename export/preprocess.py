@@ -15,8 +15,11 @@ garbage without any error.
   all-air window says nothing about the image the metric was trained to judge.
 * **Windows** (:func:`window_starts`): native resolution, never resized (resizing erases blur and
   undersampling artefacts). Along each axis a window of length ``window`` steps by ``stride`` and the
-  last one is aligned with the end, so every voxel is covered; an axis shorter than the window is
-  zero-padded at its end (zero is air after normalisation).
+  last one is aligned with the end, so every voxel is covered. An in-plane axis shorter than the
+  window is zero-padded at its end (zero is air after normalisation). A stack thinner than a 3D
+  patch is repeated cyclically along the slice axis instead (:func:`patch_padded`): zero slices
+  behind a thin slab are not air but absent data, and a 3D network trained on slabs padded that way
+  learned nothing (HyS-net's loss stayed at the mean label's; docs/training.md).
 """
 
 from __future__ import annotations
@@ -84,6 +87,34 @@ def window_starts(length: int, window: int, stride: int) -> list[int]:
     if starts[-1] != length - window:
         starts.append(length - window)
     return starts
+
+
+def slices_padded(volume: np.ndarray, tile: tuple[int, ...], multiple: int) -> np.ndarray:
+    """``volume`` (S, R, C) with rows and columns zero-padded for 2D windows of ``tile`` (R, C)."""
+    rows, cols = (
+        padded_length(n, t, multiple, pad_to_window=False)
+        for n, t in zip(volume.shape[1:], tile, strict=True)
+    )
+    return zero_padded(volume, (volume.shape[0], rows, cols))
+
+
+def patch_padded(volume: np.ndarray, tile: tuple[int, ...]) -> np.ndarray:
+    """``volume`` (S, R, C) grown to ``tile``: slices repeated cyclically, rows and columns zeroed."""
+    if volume.shape[0] < tile[0]:
+        volume = volume[np.arange(tile[0]) % volume.shape[0]]
+    rows, cols = (
+        padded_length(n, t, 1, pad_to_window=True) for n, t in zip(volume.shape[1:], tile[1:], strict=True)
+    )
+    return zero_padded(volume, (volume.shape[0], rows, cols))
+
+
+def zero_padded(volume: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``volume`` in the corner of a float32 array of zeros of ``shape`` (itself when it has that shape)."""
+    if volume.shape == shape:
+        return volume
+    padded = np.zeros(shape, dtype=np.float32)
+    padded[tuple(slice(0, n) for n in volume.shape)] = volume
+    return padded
 
 
 def padded_length(length: int, window: int, multiple: int, *, pad_to_window: bool) -> int:

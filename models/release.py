@@ -44,7 +44,7 @@ class ReleaseRun:
 RELEASE = (
     ReleaseRun("msm", CONFIGS / "msm_error_map.yaml", steps=4500),
     ReleaseRun("rank_effnet", CONFIGS / "rank_effnet.yaml", steps=1200),
-    ReleaseRun("hysnet", CONFIGS / "hysnet.yaml", steps=1500),
+    ReleaseRun("hysnet", CONFIGS / "hysnet.yaml", steps=2000),
 )
 
 

@@ -30,7 +30,7 @@ from export.manifest import (
     upsert_entry,
     write_manifest,
 )
-from export.preprocess import foreground_scale, normalise, padded_length, window_starts
+from export.preprocess import foreground_scale, normalise, padded_length, patch_padded, window_starts
 
 
 def entry(name: str = "msm", sha256: str = "0" * 64, **changes: Any) -> ModelEntry:
@@ -205,3 +205,12 @@ def test_windows_cover_every_voxel_at_native_size() -> None:
     assert padded_length(100, 256, 32, pad_to_window=False) == 128
     assert padded_length(20, 32, 1, pad_to_window=True) == 32
     assert padded_length(600, 256, 32, pad_to_window=False) == 600
+
+
+def test_patch_padding_repeats_slices_and_zeroes_rows_and_columns() -> None:
+    volume = np.arange(1, 3 * 4 * 5 + 1, dtype=np.float32).reshape(3, 4, 5)
+    padded = patch_padded(volume, (8, 6, 5))
+    assert padded.shape == (8, 6, 5)
+    np.testing.assert_array_equal(padded[:, :4], volume[[0, 1, 2, 0, 1, 2, 0, 1]])
+    assert not padded[:, 4:].any()
+    assert patch_padded(volume, (2, 4, 5)) is volume  # large enough: untouched

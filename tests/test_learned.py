@@ -17,7 +17,7 @@ from scipy import ndimage
 torch = pytest.importorskip("torch")
 
 from export.manifest import Calibration, ManifestError, ModelEntry, load_manifest  # noqa: E402
-from export.preprocess import normalise  # noqa: E402
+from export.preprocess import FOREGROUND_LEVEL, MIN_FOREGROUND_FRACTION, normalise  # noqa: E402
 from models.registry import list_models  # noqa: E402
 from service.errors import NotAssessable  # noqa: E402
 from service.metrics import learned  # noqa: E402
@@ -147,9 +147,19 @@ def test_patches_step_by_half_a_patch_and_slices_average_the_patches_covering_th
     np.testing.assert_allclose(per_slice[16:], scores[1].mean(), rtol=1e-5)
 
 
-def test_a_stack_thinner_than_a_patch_is_padded_and_scored(model_dir: Path) -> None:
-    (result,) = make_metric(model_dir, "hysnet").evaluate(phantom((5, 40, 40)))
-    assert np.all(np.isfinite(result.per_slice))
+def test_a_stack_thinner_than_a_patch_is_repeated_along_its_slices(model_dir: Path) -> None:
+    """Five slices fill a 16-slice patch as 0-4, 0-4, 0-4, 0: absent slices are not air."""
+    stack = phantom((5, 40, 40))
+    normalised = normalise(stack.voxels, "stack_foreground_p99")
+    repeated = normalised[[i % 5 for i in range(16)]]
+    starts = [(r, c) for r in (0, 8, 16, 24) for c in (0, 8, 16, 24)]
+    patches = np.stack([repeated[:, r : r + 16, c : c + 16] for r, c in starts])
+    patches = patches[(patches > FOREGROUND_LEVEL).mean(axis=(1, 2, 3)) >= MIN_FOREGROUND_FRACTION]
+    metric = make_metric(model_dir, "hysnet")
+    (result,) = metric.evaluate(stack)
+    expected = direct_scores(model_dir, metric.entry, patches[:, None]).mean()
+    assert result.value == pytest.approx(expected, rel=1e-5)
+    np.testing.assert_allclose(result.per_slice, result.value, rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -28,12 +28,17 @@ from models.nets.smoke import TINY_CONFIGS  # noqa: E402
 from models.registry import create_model, list_models  # noqa: E402
 from models.train import main as train_cli  # noqa: E402
 from models.training import load_config, train  # noqa: E402
+from models.training.bank import SlabBank  # noqa: E402
 from models.training.datasets import TrainingSamples  # noqa: E402
 from models.training.objectives import Objective  # noqa: E402
 from models.training.pool import CleanImage, SyntheticPool  # noqa: E402
 
 MODELS = list_models()
 VOLUME = (16, 48, 48)  # tiny clean volumes for HyS-net's 16^3 tiny patches
+
+
+def tiny_tile(name: str) -> tuple[int, ...]:
+    return (16, 16, 16) if name == "hysnet" else (64, 64)
 
 
 def tiny_config(name: str, **validation: Any) -> Any:
@@ -159,9 +164,7 @@ class EvaluationImages:
 def test_the_loader_refuses_evaluation_data(name: str) -> None:
     shape = VOLUME if name == "hysnet" else (96, 96)
     config = tiny_config(name)
-    samples = TrainingSamples(
-        config, EvaluationImages(shape), seed=0, crop=16 if name == "hysnet" else 64, length=4
-    )
+    samples = TrainingSamples(config, EvaluationImages(shape), seed=0, tile=tiny_tile(name), length=4)
     with pytest.raises(EvaluationDataLeak, match="provenance"):
         samples[0]
 
@@ -178,11 +181,30 @@ def test_the_loader_guards_every_sample(name: str, cache: Path, monkeypatch: pyt
     monkeypatch.setattr(evaluation_guard, "assert_not_evaluation_data", counting)
     config = tiny_config(name)
     pool = SyntheticPool(1_000_000_000, 2, shape=VOLUME if name == "hysnet" else None, cache_dir=cache)
-    samples = TrainingSamples(config, pool, seed=0, crop=16 if name == "hysnet" else 64, length=3)
+    samples = TrainingSamples(config, pool, seed=0, tile=tiny_tile(name), length=3)
     for index in range(3):
         samples[index]
     assert len(checked) == 3
     assert all(provenance["kind"] == "synthetic" for provenance in checked)
+
+
+def test_the_slab_bank_makes_each_slab_once_and_passes_read_it_back(cache: Path, tmp_path: Path) -> None:
+    """A second pass over the bank gives the same labelled slabs (read from disk), freshly mirrored
+    patches, and no second count of the guard's refusals."""
+    config = load_config("hysnet", {**tiny_config("hysnet").to_dict(), "data": {"bank_size": 2}})
+    pool = SyntheticPool(1_000_000_000, 2, shape=VOLUME, cache_dir=cache)
+    bank = SlabBank(pool, config.data, seed=0, method=config.normalisation, cache_dir=tmp_path)
+    samples = TrainingSamples(config, pool, seed=0, tile=tiny_tile("hysnet"), length=4, bank=bank)
+    first, second = samples[0], samples[2]  # slab 0 on the first and on the second pass
+    assert len(list(bank.directory.glob("*.npz"))) == 1
+    assert first["quality"][0] == second["quality"][0]
+    assert first["snr"][0] == second["snr"][0]
+    assert not torch.equal(first["patches"], second["patches"])  # other patches, or mirrored
+    assert int(second["refused"]) == 0
+    fresh = SlabBank(pool, config.data, seed=0, method=config.normalisation, cache_dir=None)[0]
+    np.testing.assert_array_equal(fresh["slab"], bank[0]["slab"])  # the cache holds what would be made
+    other_seed = SlabBank(pool, config.data, seed=1, method=config.normalisation, cache_dir=tmp_path)
+    assert other_seed.directory != bank.directory
 
 
 def test_isotonic_fit_pools_violators() -> None:

@@ -16,14 +16,14 @@ halving of HyperIQA's chain at 64 wide, so that a CPU trains it in minutes; pass
 ``target_dims=(224, 112, 56, 28, 14, 1)`` for HyperIQA's exact chain (0.83 M parameters with the
 default backbone, most of them in the generating layers).
 
-Input (B, 1, D, H, W) of any size (the default patch is 32^3, scored with stride 16 at inference as
-the paper's 96^3 with stride 48); output (B,) quality. An auxiliary
-head regresses the true SNR from the same pooled features during training; it is not exported.
+Input (B, 1, D, H, W) of any size (the default patch is 32 slices of 64 x 64, scored with half-patch
+strides at inference as the paper's 96^3 with stride 48); output (B,) quality. An auxiliary head
+regresses the true SNR from the same pooled features during training; it is not exported.
 
 Default size: 0.28 M parameters (most in the coarsest stage and the generating layers), about
-5 MMAC per 32^3 patch: the stem and the first three stages halve the resolution, so the network
-sees fine detail through the stem only. This keeps a 176 x 256 x 256 volume (2250 patches at stride
-16) within seconds on two CPU cores; ``strides=(1, 2, 2, 2)`` keeps more resolution at 5x the cost.
+20 MMAC per patch: the stem and the first three stages halve the resolution, so the network sees
+fine detail through the stem only. This keeps a 176 x 256 x 256 volume (490 patches) within seconds
+on two CPU cores; ``strides=(1, 2, 2, 2)`` keeps more resolution at 5x the cost.
 
 .. [Qi] Qi K, Li H, Rong C, Gong Y, Li C, Zheng H, Wang S, *Blind Image Quality Assessment for MRI
    with A Deep Three-dimensional content-adaptive Hyper-Network* (seed 001_ in ../shared/seeds).
@@ -49,7 +49,9 @@ class HySNetConfig:
 
     ``target_dims[0]`` is the target network's input width (the projected multi-scale features),
     ``target_dims[-1]`` must be 1 (the quality). ``stem_stride`` and ``strides`` set the backbone's
-    resolution; their product must divide ``patch``.
+    resolution; their product must divide the patch: ``patch_depth`` slices of ``patch`` x ``patch``.
+    The patch spans 64 pixels in-plane because the label is a whole slab's: on 32 x 32 windows a
+    network found almost nothing of it (docs/training.md).
     """
 
     in_channels: int = 1
@@ -60,7 +62,8 @@ class HySNetConfig:
     groups: int = 4
     hyper_width: int = 16
     target_dims: tuple[int, ...] = (64, 32, 16, 1)
-    patch: int = 32
+    patch: int = 64
+    patch_depth: int = 32
 
     def __post_init__(self) -> None:
         if len(self.widths) != len(self.strides) or not self.widths:
@@ -69,8 +72,11 @@ class HySNetConfig:
             raise ValueError('Argument "target_dims" must have at least two entries and end with 1.')
         if any(width % self.groups for width in (self.stem_width, *self.widths)):
             raise ValueError('Every width must be a multiple of "groups".')
-        if self.patch % self.total_stride:
-            raise ValueError(f'Argument "patch" must be a multiple of the total stride {self.total_stride}.')
+        if self.patch % self.total_stride or self.patch_depth % self.total_stride:
+            raise ValueError(
+                'Arguments "patch" and "patch_depth" must be multiples of the total stride '
+                f"{self.total_stride}."
+            )
 
     @property
     def total_stride(self) -> int:
@@ -175,14 +181,14 @@ class HySNet(nn.Module):
         return HySNetScorer(self)
 
     def scorer_spec(self) -> ScorerSpec:
-        patch, stride = self.config.patch, self.config.patch // 2
+        tile = (self.config.patch_depth, self.config.patch, self.config.patch)
         return ScorerSpec(
             kind="patch3d",
             input_name="patch",
             output_names=("score",),
             spatial_multiple=1,  # strided convolutions pad: any size works (patches are fixed anyway)
-            tile=(patch, patch, patch),
-            stride=(stride, stride, stride),
+            tile=tile,
+            stride=tuple(side // 2 for side in tile),
             higher_is_better=True,
             output_meaning="predicted quality label of the patch (the training label; higher is better)",
         )

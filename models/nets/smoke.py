@@ -25,6 +25,7 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
         "hyper_width": 4,
         "target_dims": (8, 4, 1),
         "patch": 16,
+        "patch_depth": 16,
     },
     "rank_effnet": {"width_mult": 0.1, "depth_mult": 0.1, "tile": 64},
 }

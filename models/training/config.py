@@ -56,15 +56,17 @@ VARIANTS = ("restoration", "clean_to_clean", "error_map")
 class DataConfig:
     """How training samples are drawn (see :mod:`models.training.samples`).
 
-    ``crop``: side of the 2D training tile or 3D patch, cut at native resolution (None: the
-    scorer's own tile or patch). ``pool_size``: clean images cached and re-corrupted every time
-    they are drawn. ``volume_shape``: the clean volumes HyS-net's patches come from; ``depths``:
-    how many slices of it a sample keeps (thin stacks are zero-padded to the patch, as the service
-    pads them). Degradations: ``clean_fraction`` of the samples stay clean, ``single_fraction`` of
-    the rest get one corruption of a uniformly chosen type, the others a random combination of
-    1-5 types; ``base_noise_probability`` of the degraded samples first get thermal noise at an SNR
-    log-uniform in ``base_noise_snr`` (scans are never noiseless). ``reader_flip_probability``:
-    rank_effnet's simulated reader (0: the consensus reader), judging every pair of
+    ``crop``: side of the 2D training tile, cut at native resolution (None: the scorer's own tile;
+    HyS-net always trains on its own patch). ``pool_size``: clean images cached and re-corrupted every
+    time they are drawn. ``volume_shape``: the clean volumes HyS-net's patches come from; ``depths``:
+    how many slices of it a sample keeps (thin stacks are repeated along the slice axis to the patch, as
+    the service pads them); ``bank_size``: HyS-net's labelled slabs made once per run and re-cut on
+    every pass (0: a new slab for every sample; :mod:`models.training.bank`). Degradations:
+    ``clean_fraction`` of the samples stay clean, ``single_fraction`` of the rest get one corruption of
+    a uniformly chosen type, the others a random combination of 1-5 types; ``base_noise_probability`` of
+    the degraded samples first get thermal noise at an SNR log-uniform in ``base_noise_snr`` (scans are
+    never noiseless). ``reader_flip_probability``: rank_effnet's simulated reader (0: the consensus
+    reader), judging every pair of
     ``copies_per_tile`` degraded copies of one tile. ``max_refused_fraction``: the share of draws
     the evaluation-data guard may refuse (fingerprint matches of synthetic data, never trained on)
     before the run stops as a systematic match.
@@ -75,6 +77,7 @@ class DataConfig:
     volume_shape: tuple[int, int, int] = (32, 64, 64)
     depths: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 32, 32)
     patches_per_volume: int = 4
+    bank_size: int = 0
     clean_fraction: float = 0.15
     single_fraction: float = 0.5
     max_corruptions: int = 5
@@ -91,10 +94,13 @@ class DataConfig:
                 raise ValueError(f'Argument "data.{name}" must lie in [0, 1].')
         if not 0.0 <= self.reader_flip_probability <= 0.5:
             raise ValueError('Argument "data.reader_flip_probability" must lie in [0, 0.5].')
-        if min(self.pool_size, self.patches_per_volume, self.copies_per_tile - 1) < 1 or self.workers < 0:
+        if (
+            min(self.pool_size, self.patches_per_volume, self.copies_per_tile - 1) < 1
+            or min(self.workers, self.bank_size) < 0
+        ):
             raise ValueError(
                 'Arguments "data.pool_size" and "data.patches_per_volume" must be at least 1, '
-                '"data.copies_per_tile" at least 2 and "data.workers" at least 0.'
+                '"data.copies_per_tile" at least 2, "data.workers" and "data.bank_size" at least 0.'
             )
         if not 1 <= self.max_corruptions:
             raise ValueError('Argument "data.max_corruptions" must be at least 1.')

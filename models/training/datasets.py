@@ -14,9 +14,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from models.training.bank import SlabBank
 from models.training.config import TrainConfig
 from models.training.pool import CleanSource
-from models.training.samples import patch_sample, ranking_sample, restoration_sample, sample_rng
+from models.training.samples import (
+    labelled_slab,
+    ranking_sample,
+    restoration_sample,
+    sample_rng,
+    slab_patches,
+)
 
 __all__ = ["TrainingSamples", "make_loader"]
 
@@ -24,10 +31,23 @@ _STREAM = {"msm": 1, "rank_effnet": 2, "hysnet": 3}  # separate sample streams p
 
 
 class TrainingSamples(Dataset[dict[str, torch.Tensor]]):
-    """``length`` samples of the model ``config.name`` trains on; ``crop`` is the tile or patch side."""
+    """``length`` samples of the model ``config.name`` trains on.
 
-    def __init__(self, config: TrainConfig, source: CleanSource, seed: int, crop: int, length: int) -> None:
-        self.config, self.source, self.seed, self.crop, self.length = config, source, seed, crop, length
+    ``tile``: the 2D tile's side (``crop``) or HyS-net's 3D patch; ``bank``: HyS-net's cached
+    labelled slabs, sample ``i`` cutting slab ``i mod len(bank)`` (None: a new slab per sample).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        source: CleanSource,
+        seed: int,
+        tile: tuple[int, ...],
+        length: int,
+        bank: SlabBank | None = None,
+    ) -> None:
+        self.config, self.source, self.seed, self.tile, self.length = config, source, seed, tile, length
+        self.bank = bank
 
     def __len__(self) -> int:
         return self.length
@@ -38,13 +58,24 @@ class TrainingSamples(Dataset[dict[str, torch.Tensor]]):
         sample: dict[str, Any]
         if config.name == "msm":
             sample = restoration_sample(
-                self.source, rng, data, self.crop, config.normalisation, config.variant
+                self.source, rng, data, self.tile[0], config.normalisation, config.variant
             )
         elif config.name == "rank_effnet":
-            sample = ranking_sample(self.source, rng, data, self.crop, config.normalisation)
+            sample = ranking_sample(self.source, rng, data, self.tile[0], config.normalisation)
         else:
-            sample = patch_sample(self.source, rng, data, self.crop, config.normalisation)
+            sample = self._patch_sample(index, rng)
         return {key: torch.as_tensor(np.asarray(value)) for key, value in sample.items()}
+
+    def _patch_sample(self, index: int, rng: np.random.Generator) -> dict[str, Any]:
+        """Patches of a labelled slab; guard refusals count once, on the pass that made the slab."""
+        if self.bank is None:
+            slab = labelled_slab(self.source, rng, self.config.data, self.config.normalisation)
+        else:
+            slab = self.bank[index % len(self.bank)]
+        tile = (self.tile[0], self.tile[1], self.tile[2])
+        patches = slab_patches(slab, tile, self.config.data.patches_per_volume, rng)
+        first_pass = self.bank is None or index < len(self.bank)
+        return {**patches, "refused": np.int64(slab["refused"] if first_pass else 0)}
 
 
 def make_loader(

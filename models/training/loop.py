@@ -27,6 +27,7 @@ from models.calibration import THRESHOLDS, calibration_to_dict, fit_calibration
 from models.checkpoint import save_checkpoint
 from models.registry import create_model
 from models.synthesis import DATA_VERSION
+from models.training.bank import SlabBank
 from models.training.config import MAX_RUN_SEED, SEEDS_PER_RUN, TRAIN_SEED_BASE, TrainConfig
 from models.training.datasets import TrainingSamples, make_loader
 from models.training.objectives import Objective
@@ -76,7 +77,7 @@ def train(
         torch.manual_seed(seed)
         model = create_model(config.name, config.model)
         spec = model.scorer_spec()  # type: ignore[operator]
-        crop = _crop(config, spec.tile[0], spec.spatial_multiple)
+        tile = _tile(config, spec.tile, spec.spatial_multiple)
         if config.variant == "clean_to_clean" and getattr(model.config, "residual_learning", False):
             raise ValueError(
                 'The identity solves "clean_to_clean" exactly with residual learning (every score would '
@@ -91,12 +92,19 @@ def train(
                 TRAIN_SEED_BASE + seed * SEEDS_PER_RUN, data.pool_size, shape=shape, cache_dir=cache_dir
             )
         length = steps * optim.batch_size if steps is not None else _UNBOUNDED
-        loader = make_loader(TrainingSamples(config, source, seed, crop, length), optim.batch_size, workers)
+        bank = (
+            SlabBank(source, data, seed, config.normalisation, cache_dir)
+            if config.name == "hysnet" and data.bank_size
+            else None
+        )
+        samples = TrainingSamples(config, source, seed, tile, length, bank)
+        loader = make_loader(samples, optim.batch_size, workers)
         budget = " / ".join(
             ([f"{steps} steps"] if steps is not None else []) + ([f"{minutes:g} min"] if minutes else [])
         )
         log.write(
-            f"{config.name}: crop {crop}, batch {optim.batch_size}, {workers} data worker(s), "
+            f"{config.name}: tile {'x'.join(map(str, tile))}, batch {optim.batch_size}, "
+            f"{workers} data worker(s), "
             f"{threads} torch thread(s), {budget} on {device}\n"
         )
         losses: list[float] = []
@@ -164,7 +172,7 @@ def train(
             "normalisation": config.normalisation,
             "variant": config.variant if config.name == "msm" else None,
             "config": _plain(config.to_dict()),
-            "crop": crop,
+            "tile": list(tile),
             "device": device,
             "train_seconds": round(train_s, 1),
             "samples_per_second": round(rate, 2),
@@ -241,17 +249,16 @@ def _validate(config: TrainConfig, model: nn.Module, cache_dir: Path | None, log
     }
 
 
-def _crop(config: TrainConfig, tile: int, multiple: int) -> int:
+def _tile(config: TrainConfig, tile: tuple[int, ...], multiple: int) -> tuple[int, ...]:
+    """HyS-net's 3D patch, or the 2D models' square training tile (``data.crop``, default the scorer's)."""
     if config.name == "hysnet":
-        if config.data.crop not in (None, tile):
-            raise ValueError(
-                f'HyS-net trains on its own patch ({tile}); "data.crop" must be unset or {tile}.'
-            )
+        if config.data.crop is not None:
+            raise ValueError(f'HyS-net trains on its own patch {tile}; "data.crop" must be unset.')
         return tile
-    crop = config.data.crop or tile
+    crop = config.data.crop or tile[0]
     if crop % multiple:
         raise ValueError(f'Argument "data.crop" must be a multiple of {multiple} for {config.name}.')
-    return crop
+    return (crop, crop)
 
 
 def _lr_factor(step: int, steps: int | None, warmup: int) -> float:

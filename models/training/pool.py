@@ -24,7 +24,7 @@ import numpy as np
 
 from models.synthesis import DATA_VERSION, synthesize_slice, synthesize_volume
 
-__all__ = ["DEFAULT_CACHE_DIR", "CleanImage", "CleanSource", "SyntheticPool"]
+__all__ = ["DEFAULT_CACHE_DIR", "CleanImage", "CleanSource", "SyntheticPool", "save_npz_atomically"]
 
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / "runs" / "cache"
 
@@ -108,12 +108,19 @@ def _read(path: Path) -> CleanImage:
 
 
 def _write(path: Path, clean: CleanImage) -> None:
+    save_npz_atomically(
+        path,
+        {
+            "image": clean.image.astype(np.complex64),
+            "foreground": clean.foreground,
+            "provenance": np.array(json.dumps(clean.provenance)),
+        },
+    )
+
+
+def save_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``path`` through a temporary file and a rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as stream:
-        np.savez(
-            stream,
-            image=clean.image.astype(np.complex64),
-            foreground=clean.foreground,
-            provenance=np.array(json.dumps(clean.provenance)),
-        )
+        np.savez(stream, **arrays)
     os.replace(stream.name, path)

@@ -16,10 +16,12 @@ guard refused before it.
 * ``rank_effnet`` (:func:`ranking_sample`): independently degraded copies of one tile, each
   normalised as its own image, and the simulated reader's verdict on every pair of them (0 first
   better, 1 similar, 2 second better), judged on the tiles against the clean tile.
-* ``hysnet`` (:func:`patch_sample`): a slab of a clean volume (1-32 slices) degraded, its quality
-  label (0-100, over the slab, against the clean slab) and its true SNR, and a few patches cut from
-  it (zero-padded in depth, as the service pads thin stacks), each carrying the slab's label: as in
-  HyS-net, patches inherit their volume's score and the service averages them.
+* ``hysnet`` (:func:`labelled_slab`, :func:`slab_patches`): a slab of a clean volume (1-32 slices)
+  degraded, its quality label (0-100, over the slab, against the clean slab) and its true SNR, and
+  a few patches cut from it (thin slabs repeated along the slice axis, as the service pads them),
+  each carrying the slab's label: as in HyS-net, patches inherit their volume's score and the
+  service averages them. The slab is the costly part (VIF on every slice), so training caches a
+  bank of them (:mod:`models.training.bank`) and cuts fresh, mirrored patches on every pass.
 
 Degradations (:func:`degrade`) mix clean images, single corruptions of every type at uniform
 severity and the paper's random combinations, after optional thermal "base" noise.
@@ -41,6 +43,7 @@ from export.preprocess import (
     foreground_fraction,
     foreground_scale,
     normalise,
+    patch_padded,
 )
 from models import evaluation_guard
 from models.corruption import (
@@ -67,10 +70,11 @@ __all__ = [
     "degrade",
     "guard",
     "normalised_pair",
-    "patch_sample",
+    "labelled_slab",
     "ranking_sample",
     "restoration_sample",
     "sample_rng",
+    "slab_patches",
     "snr_target",
 ]
 
@@ -220,11 +224,11 @@ def copy_pairs(count: int) -> list[tuple[int, int]]:
     return list(itertools.combinations(range(count), 2))
 
 
-def patch_sample(
-    source: CleanSource, rng: np.random.Generator, data: DataConfig, patch: int, method: Normalisation
+def labelled_slab(
+    source: CleanSource, rng: np.random.Generator, data: DataConfig, method: Normalisation
 ) -> dict[str, np.ndarray]:
-    """HyS-net: ``patches`` (k, 1, p, p, p), and per patch the slab's ``quality`` (label / 100) and
-    ``snr`` target (:func:`snr_target`)."""
+    """HyS-net's costly part: a degraded, normalised ``slab`` (1-32 slices), its ``quality`` (label /
+    100, over the slab against the clean slab) and its ``snr`` target (:func:`snr_target`)."""
 
     def draw() -> dict[str, np.ndarray]:
         clean = _draw_clean(source, rng)
@@ -240,15 +244,32 @@ def patch_sample(
         guard(normalised, clean.provenance)
         label = quality_label(reference_measures(reference, degraded.magnitude))
         snr = true_snr(reference, degraded.noise_sigma, foreground)
-        patches = _patches(normalised, patch, data.patches_per_volume, rng)
-        count = len(patches)
         return {
-            "patches": patches[:, None],
-            "quality": np.full(count, label / 100.0, dtype=np.float32),
-            "snr": np.full(count, snr_target(snr), dtype=np.float32),
+            "slab": normalised,
+            "quality": np.float32(label / 100.0),
+            "snr": np.float32(snr_target(snr)),
         }
 
     return _attempts(draw)
+
+
+def slab_patches(
+    slab: dict[str, np.ndarray], tile: tuple[int, int, int], count: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """``patches`` (k, 1, *tile) of a :func:`labelled_slab`, mirrored at random, each carrying the
+    slab's ``quality`` and ``snr``: as in HyS-net, patches inherit their volume's score and the
+    service averages them. Mirroring keeps the label (no corruption has a handedness) and makes
+    every pass over a cached slab a different sample."""
+    volume = slab["slab"]
+    for axis in range(3):
+        if rng.random() < 0.5:
+            volume = np.flip(volume, axis=axis)
+    patches = _patches(patch_padded(np.ascontiguousarray(volume), tile), tile, count, rng)
+    return {
+        "patches": patches[:, None],
+        "quality": np.full(len(patches), slab["quality"], dtype=np.float32),
+        "snr": np.full(len(patches), slab["snr"], dtype=np.float32),
+    }
 
 
 def snr_target(snr: float) -> float:
@@ -318,17 +339,14 @@ def _cut(image: np.ndarray, corner: tuple[int, int], crop: int) -> np.ndarray:
     return padded
 
 
-def _patches(volume: np.ndarray, patch: int, count: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` patches (k, p, p, p) with foreground at random offsets; short axes zero-padded at the end."""
-    depth, rows, cols = volume.shape
-    padded = np.zeros((max(depth, patch), max(rows, patch), max(cols, patch)), dtype=np.float32)
-    padded[:depth, :rows, :cols] = volume
+def _patches(
+    volume: np.ndarray, tile: tuple[int, int, int], count: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``count`` patches (k, *tile) with foreground at random offsets of a :func:`patch_padded` volume."""
     patches = []
     for _ in range(count * 4):
-        corner = [int(rng.integers(0, n - patch + 1)) for n in padded.shape]
-        cube = padded[
-            corner[0] : corner[0] + patch, corner[1] : corner[1] + patch, corner[2] : corner[2] + patch
-        ]
+        corner = [int(rng.integers(0, n - t + 1)) for n, t in zip(volume.shape, tile, strict=True)]
+        cube = volume[tuple(slice(c, c + t) for c, t in zip(corner, tile, strict=True))]
         if foreground_fraction(cube) >= MIN_FOREGROUND_FRACTION:
             patches.append(cube)
             if len(patches) == count:

@@ -24,8 +24,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,7 +39,8 @@ from export.preprocess import (
     MIN_FOREGROUND_FRACTION,
     Normalisation,
     normalise,
-    padded_length,
+    patch_padded,
+    slices_padded,
     window_starts,
 )
 from models import evaluation_guard
@@ -56,7 +55,7 @@ from models.corruption import (
 from models.nets.spec import ScorerSpec
 from models.synthesis import DATA_VERSION
 from models.training.config import VALIDATION_SEED_BASE, ValidationConfig
-from models.training.pool import DEFAULT_CACHE_DIR, SyntheticPool
+from models.training.pool import DEFAULT_CACHE_DIR, SyntheticPool, save_npz_atomically
 
 __all__ = ["CLEAN", "OVERALL", "RANDOM", "ValidationSet", "build_validation_set", "score_copies", "summarise"]
 
@@ -243,14 +242,7 @@ def _centre_region(foreground: np.ndarray, side: int) -> tuple[slice, slice]:
 def _windows(volume: np.ndarray, spec: ScorerSpec) -> list[tuple[np.ndarray, int]]:
     """(window, first slice) of every window the service scores in a normalised (S, R, C) stack."""
     if spec.kind == "slice2d":
-        shape = (
-            volume.shape[0],
-            *(
-                padded_length(n, t, spec.spatial_multiple, pad_to_window=False)
-                for n, t in zip(volume.shape[1:], spec.tile, strict=True)
-            ),
-        )
-        padded = _zero_padded(volume, shape)
+        padded = slices_padded(volume, spec.tile, spec.spatial_multiple)
         size = tuple(min(t, n) for t, n in zip(spec.tile, padded.shape[1:], strict=True))
         starts = [window_starts(n, w, s) for n, w, s in zip(padded.shape[1:], size, spec.stride, strict=True)]
         found = []
@@ -260,11 +252,7 @@ def _windows(volume: np.ndarray, spec: ScorerSpec) -> list[tuple[np.ndarray, int
                 if (window > FOREGROUND_LEVEL).mean() >= MIN_FOREGROUND_FRACTION:
                     found.append((window, s))
         return found
-    shape = tuple(
-        padded_length(n, t, spec.spatial_multiple, pad_to_window=True)
-        for n, t in zip(volume.shape, spec.tile, strict=True)
-    )
-    padded = _zero_padded(volume, shape)
+    padded = patch_padded(volume, spec.tile)
     starts = [window_starts(n, t, s) for n, t, s in zip(padded.shape, spec.tile, spec.stride, strict=True)]
     found = []
     for corner in itertools.product(*starts):
@@ -274,22 +262,10 @@ def _windows(volume: np.ndarray, spec: ScorerSpec) -> list[tuple[np.ndarray, int
     return found
 
 
-def _zero_padded(volume: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    if volume.shape == shape:
-        return volume
-    padded = np.zeros(shape, dtype=np.float32)
-    padded[tuple(slice(0, n) for n in volume.shape)] = volume
-    return padded
-
-
 def _write(path: Path, validation: ValidationSet) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"input_{i}": array for i, array in enumerate(validation.inputs)}
-    fields = {k: getattr(validation, k) for k in _META}
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as stream:
-        payload: dict[str, Any] = arrays | {f"meta_{k}": np.asarray(v) for k, v in fields.items()}
-        np.savez(stream, **payload)
-    os.replace(stream.name, path)
+    fields = {f"meta_{k}": np.asarray(getattr(validation, k)) for k in _META}
+    save_npz_atomically(path, arrays | fields)
 
 
 def _read(path: Path) -> ValidationSet:

@@ -40,7 +40,8 @@ from export.preprocess import (
     FOREGROUND_LEVEL,
     MIN_FOREGROUND_FRACTION,
     normalise,
-    padded_length,
+    patch_padded,
+    slices_padded,
     window_starts,
 )
 from service.errors import NotAssessable
@@ -150,16 +151,7 @@ class OnnxMetric:
 
     def _score_slices(self, volume: np.ndarray) -> tuple[float, np.ndarray]:
         spec = self.entry.input
-        padded = _zero_padded(
-            volume,
-            (
-                volume.shape[0],
-                *(
-                    padded_length(n, t, spec.spatial_multiple, pad_to_window=False)
-                    for n, t in zip(volume.shape[1:], spec.tile, strict=True)
-                ),
-            ),
-        )
+        padded = slices_padded(volume, spec.tile, spec.spatial_multiple)
         size = tuple(min(t, n) for t, n in zip(spec.tile, padded.shape[1:], strict=True))
         starts = [window_starts(n, w, s) for n, w, s in zip(padded.shape[1:], size, spec.stride, strict=True)]
         mask = padded > FOREGROUND_LEVEL
@@ -179,13 +171,7 @@ class OnnxMetric:
 
     def _score_patches(self, volume: np.ndarray) -> tuple[float, np.ndarray]:
         spec = self.entry.input
-        padded = _zero_padded(
-            volume,
-            tuple(
-                padded_length(n, t, spec.spatial_multiple, pad_to_window=True)
-                for n, t in zip(volume.shape, spec.tile, strict=True)
-            ),
-        )
+        padded = patch_padded(volume, spec.tile)
         starts = [
             window_starts(n, t, s) for n, t, s in zip(padded.shape, spec.tile, spec.stride, strict=True)
         ]
@@ -238,14 +224,6 @@ def _batches(
             region = tuple(slice(a, a + n) for a, n in zip(start, size, strict=True))
             batch[i, 0] = padded[region].reshape(shape)
         yield first, batch
-
-
-def _zero_padded(volume: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    if volume.shape == shape:
-        return volume
-    padded = np.zeros(shape, dtype=np.float32)
-    padded[tuple(slice(0, n) for n in volume.shape)] = volume
-    return padded
 
 
 def _window_fractions(mask: np.ndarray, starts: Sequence[Window], size: Sequence[int]) -> np.ndarray:
