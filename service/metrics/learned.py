@@ -13,8 +13,10 @@ How a stack is scored (the input contract is :mod:`export.preprocess`, shared wi
   tiles of the tile size (the last ones aligned with the edge), never resized, since resizing erases
   the blur and undersampling the metric should see. Tiles with less than 1 % foreground are not
   scored. A slice's value is the mean of its tiles' scores;
-* ``patch3d`` models score patches of the manifest's size at the manifest's stride (half the patch),
-  zero-padding axes shorter than a patch. A slice's value is the mean of the patches covering it;
+* ``patch3d`` models score patches of the manifest's size at the manifest's stride (half the patch);
+  a stack thinner than a patch is repeated along its slices and short rows or columns are
+  zero-padded (``export.preprocess.patch_padded``, as in training). A slice's value is the mean of
+  the patches covering it;
 * **series aggregate**: for ``slice2d`` the mean over slices with foreground, for ``patch3d`` the mean
   over patches with foreground (HyS-net's test-time averaging). Slices without any scored window
   keep ``nan`` in ``per_slice``;
