@@ -42,7 +42,7 @@ class Threshold(BaseModel):
 
 def _default_thresholds() -> dict[str, Threshold]:
     """The classic measures only. The learned metrics report a calibrated quality but do not flag by
-    default: their synthetic calibration puts clean real series at 30-67 (docs/training.md#thresholds),
+    default: their synthetic calibration puts clean real series at 30-69 (docs/training.md#thresholds),
     so a site sets ``scale: quality`` limits after checking its own clean series."""
     calibration = "docs/thresholds.md (bench/thresholds.py: real MR with graded added noise)"
     return {
