@@ -55,7 +55,7 @@ bench-learned: install-dev
 bench-quality: install-dev
 	$(BIN)/python -m bench.quality --out bench/out/quality
 
-# Retrain and re-export every shipped model from scratch (about 50 minutes on 2 CPU cores).
+# Retrain and re-export every shipped model from scratch (about an hour on 2 CPU cores).
 models: install-dev
 	$(BIN)/python -m models.release
 
