@@ -3,8 +3,9 @@
 The plan below is the one the shipped ``export/onnx/`` came from: per model a config, a seed and a
 fixed number of optimiser steps (``--steps`` only, never a time budget, so a run's length does not
 depend on the machine's speed; on this project's idle 2-core CPU the longest, rank_effnet, trains
-in 28 minutes and validates in 2 more, docs/training.md). Each run validates and calibrates itself (:mod:`models.training`); the export writes the ONNX files, parity figures and a
-new Device UID per model into the manifest. ``bench.quality --record-manifest`` then adds the
+in 28 minutes and validates in 2 more, docs/training.md). Each run validates and calibrates itself
+(:mod:`models.training`); the export writes the ONNX files, parity figures and a new Device UID per
+model into the manifest. ``bench.quality --record-manifest`` then adds the
 benchmark figures of the shipped version.
 
 **Release gate.** A model ships only if its held-out synthetic validation reaches
