@@ -95,7 +95,7 @@ def slices_padded(volume: np.ndarray, tile: tuple[int, ...], multiple: int) -> n
         padded_length(n, t, multiple, pad_to_window=False)
         for n, t in zip(volume.shape[1:], tile, strict=True)
     )
-    return zero_padded(volume, (volume.shape[0], rows, cols))
+    return _zero_padded(volume, (volume.shape[0], rows, cols))
 
 
 def patch_padded(volume: np.ndarray, tile: tuple[int, ...]) -> np.ndarray:
@@ -105,10 +105,10 @@ def patch_padded(volume: np.ndarray, tile: tuple[int, ...]) -> np.ndarray:
     rows, cols = (
         padded_length(n, t, 1, pad_to_window=True) for n, t in zip(volume.shape[1:], tile[1:], strict=True)
     )
-    return zero_padded(volume, (volume.shape[0], rows, cols))
+    return _zero_padded(volume, (volume.shape[0], rows, cols))
 
 
-def zero_padded(volume: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def _zero_padded(volume: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """``volume`` in the corner of a float32 array of zeros of ``shape`` (itself when it has that shape)."""
     if volume.shape == shape:
         return volume

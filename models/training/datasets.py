@@ -72,8 +72,7 @@ class TrainingSamples(Dataset[dict[str, torch.Tensor]]):
             slab = labelled_slab(self.source, rng, self.config.data, self.config.normalisation)
         else:
             slab = self.bank[index % len(self.bank)]
-        tile = (self.tile[0], self.tile[1], self.tile[2])
-        patches = slab_patches(slab, tile, self.config.data.patches_per_volume, rng)
+        patches = slab_patches(slab, self.tile, self.config.data.patches_per_volume, rng)
         first_pass = self.bank is None or index < len(self.bank)
         return {**patches, "refused": np.int64(slab["refused"] if first_pass else 0)}
 

@@ -254,7 +254,7 @@ def labelled_slab(
 
 
 def slab_patches(
-    slab: dict[str, np.ndarray], tile: tuple[int, int, int], count: int, rng: np.random.Generator
+    slab: dict[str, np.ndarray], tile: tuple[int, ...], count: int, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
     """``patches`` (k, 1, *tile) of a :func:`labelled_slab`, mirrored at random, each carrying the
     slab's ``quality`` and ``snr``: as in HyS-net, patches inherit their volume's score and the
@@ -339,9 +339,7 @@ def _cut(image: np.ndarray, corner: tuple[int, int], crop: int) -> np.ndarray:
     return padded
 
 
-def _patches(
-    volume: np.ndarray, tile: tuple[int, int, int], count: int, rng: np.random.Generator
-) -> np.ndarray:
+def _patches(volume: np.ndarray, tile: tuple[int, ...], count: int, rng: np.random.Generator) -> np.ndarray:
     """``count`` patches (k, *tile) with foreground at random offsets of a :func:`patch_padded` volume."""
     patches = []
     for _ in range(count * 4):
