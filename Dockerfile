@@ -1,14 +1,17 @@
 # qcgate runtime image: ONNX Runtime only, no torch. One image, three roles (scp, api, worker);
 # `serve` runs all of them for a single-container deployment on the embedded default.
+# Only the runtime folders are copied: service/ (the runtime) and export/qcgate/contract (the model
+# contract and the shipped ONNX models); .dockerignore keeps training, export, benchmarks and tests out,
+# so the installed `qcgate` package has no training code to import by mistake.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 QCGATE_DATA_DIR=/data
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY service ./service
-COPY models ./models
 COPY export ./export
-RUN pip install --no-cache-dir . && useradd --system --uid 10001 qcgate && mkdir /data && chown qcgate /data
+RUN pip install --no-cache-dir . && rm -rf /app/service /app/export \
+    && useradd --system --uid 10001 qcgate && mkdir /data && chown qcgate /data
 USER qcgate
 VOLUME ["/data"]
 EXPOSE 11112 8080

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: install install-dev peers run test lint bench bench-ingest bench-e2e bench-delivery bench-learned bench-quality models clean
+.PHONY: install install-dev peers run test test-fast lint bench bench-ingest bench-e2e bench-delivery bench-learned bench-quality models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,31 +33,36 @@ run: install
 test: install-dev peers
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# In-process tests only (no DICOM, Redis or PostgreSQL peers, no subprocess servers): under a minute.
+test-fast: install-dev
+	$(BIN)/pytest -m "not peers and not slow" $(PYTEST_ARGS)
+
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy service export
+	$(BIN)/lint-imports
+	$(BIN)/mypy service/qcgate export/qcgate
 
 bench: bench-ingest bench-e2e
 
 bench-ingest: install-dev peers
-	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m qcgate.bench.ingest
 
 bench-e2e: install-dev peers
-	$(BIN)/python -m bench.end_to_end
+	$(BIN)/python -m qcgate.bench.end_to_end
 
 bench-delivery: install-dev peers
-	$(BIN)/python -m bench.delivery
+	$(BIN)/python -m qcgate.bench.delivery
 
 bench-learned: install-dev
-	$(BIN)/python -m bench.learned
+	$(BIN)/python -m qcgate.bench.learned
 
 bench-quality: install-dev
-	$(BIN)/python -m bench.quality --out bench/out/quality
+	$(BIN)/python -m qcgate.bench.quality --out bench/out/quality
 
 # Retrain and re-export every shipped model from scratch (about an hour on 2 CPU cores).
 models: install-dev
-	$(BIN)/python -m models.release
+	$(BIN)/python -m qcgate.models.release
 
 clean:
 	rm -rf $(VENV) qcgate-data .pytest_cache .mypy_cache .ruff_cache

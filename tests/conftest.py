@@ -14,10 +14,10 @@ import psycopg
 import pytest
 import redis
 
-from tests.orthanc_peer import ORTHANC, OrthancPeer
-from tests.peers import QCGate, free_port, qcgate_env
-from tests.storescp_peer import STORESCP, StorescpPacs
-from tests.webhook_receiver import WebhookReceiver
+from qcgate.harness.orthanc_peer import ORTHANC, OrthancPeer
+from qcgate.harness.peers import QCGate, free_port, qcgate_env
+from qcgate.harness.storescp_peer import STORESCP, StorescpPacs
+from qcgate.harness.webhook_receiver import WebhookReceiver
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/11"

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from bench.delivery import SENDERS, main
-from bench.delivery_peers import PACS_KINDS
+from qcgate.bench.delivery import SENDERS, main
+from qcgate.bench.delivery_peers import PACS_KINDS
 
 pytestmark = [pytest.mark.peers, pytest.mark.slow]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -15,14 +15,14 @@ import pytest
 
 pytest.importorskip("torch")
 
-from bench.learned import main  # noqa: E402
-from bench.learned_models import SHIPPED, prepare_models, service_window, shipped_models  # noqa: E402
-from bench.learned_timing import SWEEP_BATCHES, batch_sweep, race  # noqa: E402
-from export.manifest import MANIFEST_NAME, InputSpec  # noqa: E402
-from export.onnx_export import export_checkpoint  # noqa: E402
-from models.checkpoint import save_checkpoint  # noqa: E402
-from models.registry import list_models  # noqa: E402
-from service.metrics.learned import CPU, DEFAULT_BATCH  # noqa: E402
+from qcgate.bench.learned import main  # noqa: E402
+from qcgate.bench.learned_models import SHIPPED, prepare_models, service_window, shipped_models  # noqa: E402
+from qcgate.bench.learned_timing import SWEEP_BATCHES, batch_sweep, race  # noqa: E402
+from qcgate.contract.manifest import MANIFEST_NAME, InputSpec  # noqa: E402
+from qcgate.export.onnx_export import export_checkpoint  # noqa: E402
+from qcgate.metrics.learned import CPU, DEFAULT_BATCH  # noqa: E402
+from qcgate.models.checkpoint import save_checkpoint  # noqa: E402
+from qcgate.models.registry import list_models  # noqa: E402
 from tests.tiny_models import tiny_model  # noqa: E402
 
 pytestmark = pytest.mark.slow

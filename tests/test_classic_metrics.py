@@ -11,11 +11,11 @@ from phantominator import shepp_logan
 from pydicom.data import get_testdata_file
 from scipy import ndimage
 
-from service.errors import NotAssessable
-from service.metrics.base import MetricResult
-from service.metrics.classic import ClassicMetrics, cjv, cnr, efc, fber, gsr, snr, snrd
-from service.metrics.segmentation import otsu_thresholds, segment
-from service.volume import Stack, build_stacks
+from qcgate.core.errors import NotAssessable
+from qcgate.imaging.volume import Stack, build_stacks
+from qcgate.metrics.base import MetricResult
+from qcgate.metrics.classic import ClassicMetrics, cjv, cnr, efc, fber, gsr, snr, snrd
+from qcgate.metrics.segmentation import otsu_thresholds, segment
 
 RAYLEIGH_STD_FACTOR = math.sqrt((4 - math.pi) / 2)
 WM, GM, CSF = 800.0, 500.0, 150.0

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from phantominator import shepp_logan
 
-import models.corruption as corruption
-from models.corruption import CORRUPTION_TYPES, AppliedCorruption, corrupt, corrupt_random, nrmse, ssim
-from service.synthetic import phantom_volume
+import qcgate.models.corruption as corruption
+from qcgate.models.corruption import CORRUPTION_TYPES, AppliedCorruption, corrupt, corrupt_random, nrmse, ssim
+from qcgate.synthetic.volumes import phantom_volume
 
 SEVERITIES = (0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
 # Kinds whose output does not depend on the slice's neighbours nor on the stack's signal level,
@@ -95,7 +95,9 @@ def test_corruption_types_are_the_published_list() -> None:
 
 def test_the_package_runs_without_torch() -> None:
     """The benchmark and service-side evaluation import it where torch is not installed."""
-    script = "import sys, models.corruption, models.corruption.gallery; print('torch' in sys.modules)"
+    script = (
+        "import sys, qcgate.models.corruption, qcgate.bench.corruption_gallery; print('torch' in sys.modules)"
+    )
     loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "False"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import matplotlib.image
 import numpy as np
 
-from models.corruption.gallery import save_grid
-from service.synthetic import phantom_volume
+from qcgate.bench.corruption_gallery import save_grid
+from qcgate.synthetic.volumes import phantom_volume
 
 
 def test_gallery_writes_one_row_per_kind(tmp_path: Path) -> None:

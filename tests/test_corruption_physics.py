@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.corruption import corrupt
-from models.corruption.hardware import bias_field, nyquist_ghost
-from models.corruption.kspace import frequencies, to_image, to_kspace
-from models.corruption.motion import motion_rotation, motion_translation
-from models.corruption.sampling import gibbs, undersampling_1d, undersampling_2d
-from service.synthetic import phantom_volume
+from qcgate.models.corruption import corrupt
+from qcgate.models.corruption.hardware import bias_field, nyquist_ghost
+from qcgate.models.corruption.kspace import frequencies, to_image, to_kspace
+from qcgate.models.corruption.motion import motion_rotation, motion_translation
+from qcgate.models.corruption.sampling import gibbs, undersampling_1d, undersampling_2d
+from qcgate.synthetic.volumes import phantom_volume
 
 
 def block(shape: tuple[int, int], rows: slice, columns: slice) -> np.ndarray:

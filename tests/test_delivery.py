@@ -15,11 +15,11 @@ import redis
 import yaml
 from pydicom.uid import Comprehensive3DSRStorage, KeyObjectSelectionDocumentStorage, RLELossless
 
-from service.synthetic_dicom import mr_series_datasets, write_series
-from tests.demo_series import noisy_phantom
+from qcgate.harness.peers import QCGate, free_port, storescu
+from qcgate.harness.storescp_peer import StorescpPacs
+from qcgate.synthetic.demo_series import noisy_phantom
+from qcgate.synthetic.dicom_series import mr_series_datasets, write_series
 from tests.dicom_proxy import DicomProxy, DropMode
-from tests.peers import QCGate, free_port, storescu
-from tests.storescp_peer import StorescpPacs
 
 pytestmark = pytest.mark.peers
 

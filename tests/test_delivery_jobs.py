@@ -16,22 +16,18 @@ import pydicom
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.delivery.dicom_send import echo
-from service.delivery.direct import publish_report_now
-from service.delivery.jobs import retry_delay_s, run_delivery_job
-from service.delivery.states import DeliveryAction, DeliveryState, ReportKind
-from service.errors import AssociationRejected, PeerUnreachable, ReportNotBuildable
-from service.metrics.classic import ClassicMetrics
-from service.outcomes import Flag, SeriesStatus
-from service.pipeline import assess_series
-from service.settings import Settings, get_settings
-from service.sr import PriorReport
-from service.store.database import create_database_engine, session_factory, upgrade_database
-from service.store.delivery_repository import mark_due_enqueued
-from service.store.tables import Assessment, DeliveryJob, Instance, Report, Series, Study
-from tests.demo_series import write_phantom_series
-from tests.peers import free_port
-from tests.storescp_peer import StorescpPacs
+from qcgate.core.delivery_states import DeliveryAction, DeliveryState, ReportKind
+from qcgate.core.errors import AssociationRejected, PeerUnreachable
+from qcgate.core.outcomes import Flag, SeriesStatus
+from qcgate.core.settings import Settings, get_settings
+from qcgate.delivery.dicom_send import echo
+from qcgate.delivery.jobs import retry_delay_s, run_delivery_job
+from qcgate.harness.peers import free_port
+from qcgate.harness.storescp_peer import StorescpPacs
+from qcgate.store.database import create_database_engine, session_factory, upgrade_database
+from qcgate.store.delivery_repository import mark_due_enqueued
+from qcgate.store.tables import Assessment, DeliveryJob, Instance, Report, Series, Study
+from qcgate.synthetic.demo_series import write_phantom_series
 
 pytestmark = pytest.mark.peers
 
@@ -312,27 +308,6 @@ def test_echo_names_what_went_wrong(storescp_pacs: Callable[..., StorescpPacs]) 
         echo(settings.destinations["REFUSING"], calling_ae="QCGATE", timeout_s=5)
     with pytest.raises(PeerUnreachable, match="127.0.0.1"):
         echo(settings.destinations["CLOSED"], calling_ae="QCGATE", timeout_s=5)
-
-
-def test_publish_report_now_returns_once_the_pacs_holds_the_sr(
-    tmp_path: Path, storescp_pacs: Callable[..., StorescpPacs]
-) -> None:
-    pacs = storescp_pacs()
-    settings = get_settings(data_dir=tmp_path / "data", destinations={"PACS": destination(pacs.port)})
-    _, files = write_phantom_series(tmp_path / "series", shape=(8, 32, 32))
-    document = assess_series(files, [ClassicMetrics()], settings.thresholds).document()
-    first = publish_report_now(settings, "PACS", files, document)
-    assert pacs.received_uids() == {first.sop_instance_uid}, "acknowledged means stored"
-    assert first.path.is_relative_to(settings.sr_dir)
-    assert min(first.build_s, first.write_s, first.send_s) > 0
-    prior = PriorReport(
-        str(pydicom.dcmread(first.path).StudyInstanceUID), first.series_instance_uid, first.sop_instance_uid
-    )
-    second = publish_report_now(settings, "PACS", files, document, predecessor=prior)
-    assert second.series_instance_uid == first.series_instance_uid
-    assert pacs.received_uids() == {first.sop_instance_uid, second.sop_instance_uid}
-    with pytest.raises(ReportNotBuildable):
-        publish_report_now(settings, "PACS", files, {**document, "status": "failed"})
 
 
 def test_claims_and_dead_letters_on_postgresql(

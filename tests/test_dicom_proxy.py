@@ -16,12 +16,12 @@ from pynetdicom.dimse_messages import C_STORE_RSP
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.pdu import P_DATA_TF
 
-from service.synthetic_dicom import write_series
+from qcgate.harness.orthanc_peer import OrthancPeer
+from qcgate.harness.peers import storescu
+from qcgate.harness.storescp_peer import StorescpPacs
+from qcgate.synthetic.dicom_series import write_series
+from qcgate.synthetic.instances import MR_IMAGE_STORAGE, mr_series
 from tests.dicom_proxy import DicomProxy, DropMode, StoreResponse, _store_responses_in
-from tests.orthanc_peer import OrthancPeer
-from tests.peers import storescu
-from tests.series_factory import MR_IMAGE_STORAGE, mr_series
-from tests.storescp_peer import StorescpPacs
 
 StartPacs = Callable[..., StorescpPacs]
 SENDER_TIMEOUT_S = 2.0

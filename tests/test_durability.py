@@ -11,8 +11,8 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from tests.demo_series import write_phantom_series
-from tests.peers import QCGate, storescu
+from qcgate.harness.peers import QCGate, storescu
+from qcgate.synthetic.demo_series import write_phantom_series
 
 pytestmark = pytest.mark.peers
 

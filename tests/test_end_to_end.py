@@ -13,9 +13,9 @@ import pydicom
 import pytest
 from pynetdicom.dsutils import split_dataset
 
-from export.manifest import default_manifest_path, load_manifest
-from tests.demo_series import write_phantom_series
-from tests.peers import DCMTK_ECHOSCU, QCGate, dcmtk_env, storescu
+from qcgate.contract.manifest import default_manifest_path, load_manifest
+from qcgate.harness.peers import DCMTK_ECHOSCU, QCGate, dcmtk_env, storescu
+from qcgate.synthetic.demo_series import write_phantom_series
 
 pytestmark = pytest.mark.peers
 

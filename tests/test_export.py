@@ -13,8 +13,8 @@ onnx = pytest.importorskip("onnx")
 import onnxruntime as ort  # noqa: E402
 from pydicom.uid import UID  # noqa: E402
 
-from export.manifest import load_manifest, sha256_of  # noqa: E402
-from export.onnx_export import (  # noqa: E402
+from qcgate.contract.manifest import load_manifest, sha256_of  # noqa: E402
+from qcgate.export.onnx_export import (  # noqa: E402
     OPSET,
     ParityError,
     check_parity,
@@ -24,8 +24,8 @@ from export.onnx_export import (  # noqa: E402
     fp16_error,
     smooth_images,
 )
-from models.checkpoint import save_checkpoint  # noqa: E402
-from models.registry import list_models  # noqa: E402
+from qcgate.models.checkpoint import save_checkpoint  # noqa: E402
+from qcgate.models.registry import list_models  # noqa: E402
 from tests.tiny_models import export_tiny_models, tiny_model  # noqa: E402
 
 MODELS = list_models()

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from export.manifest import (
+from qcgate.contract.manifest import (
     Calibration,
     InputSpec,
     Manifest,
@@ -30,7 +30,7 @@ from export.manifest import (
     upsert_entry,
     write_manifest,
 )
-from export.preprocess import foreground_scale, normalise, padded_length, patch_padded, window_starts
+from qcgate.contract.preprocess import foreground_scale, normalise, padded_length, patch_padded, window_starts
 
 
 def entry(name: str = "msm", sha256: str = "0" * 64, **changes: Any) -> ModelEntry:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from service.metrics.base import MetricResult
-from service.metrics.flags import flag_metric, overall_flag
-from service.outcomes import Flag
-from service.settings import Settings, Threshold
+from qcgate.core.outcomes import Flag
+from qcgate.core.settings import Settings, Threshold
+from qcgate.metrics.base import MetricResult
+from qcgate.metrics.flags import flag_metric, overall_flag
 
 LIMITS = Threshold(warn=3.0, fail=2.0)
 QUALITY_LIMITS = Threshold(warn=60.0, fail=40.0, scale="quality")

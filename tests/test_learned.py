@@ -16,17 +16,17 @@ from scipy import ndimage
 
 torch = pytest.importorskip("torch")
 
-from export.manifest import Calibration, ManifestError, ModelEntry, load_manifest  # noqa: E402
-from export.preprocess import FOREGROUND_LEVEL, MIN_FOREGROUND_FRACTION, normalise  # noqa: E402
-from models.registry import list_models  # noqa: E402
-from service.errors import NotAssessable  # noqa: E402
-from service.metrics import learned  # noqa: E402
-from service.metrics.base import Algorithm  # noqa: E402
-from service.metrics.classic import ClassicMetrics  # noqa: E402
-from service.metrics.learned import CPU, CUDA, OnnxMetric, choose_providers, load_learned_suites  # noqa: E402
-from service.metrics.registry import load_suites  # noqa: E402
-from service.settings import Settings  # noqa: E402
-from service.volume import Stack  # noqa: E402
+from qcgate.contract.manifest import Calibration, ManifestError, ModelEntry, load_manifest  # noqa: E402
+from qcgate.contract.preprocess import FOREGROUND_LEVEL, MIN_FOREGROUND_FRACTION, normalise  # noqa: E402
+from qcgate.core.errors import NotAssessable  # noqa: E402
+from qcgate.core.settings import Settings  # noqa: E402
+from qcgate.imaging.volume import Stack  # noqa: E402
+from qcgate.metrics import learned  # noqa: E402
+from qcgate.metrics.base import Algorithm  # noqa: E402
+from qcgate.metrics.classic import ClassicMetrics  # noqa: E402
+from qcgate.metrics.learned import CPU, CUDA, OnnxMetric, choose_providers, load_learned_suites  # noqa: E402
+from qcgate.metrics.registry import load_suites  # noqa: E402
+from qcgate.models.registry import list_models  # noqa: E402
 from tests.tiny_models import export_tiny_models  # noqa: E402
 
 MODELS = list_models()

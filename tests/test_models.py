@@ -1,6 +1,6 @@
 """The learned networks: registry, shapes, determinism, known answers, checkpoints.
 
-Every test that can is parametrised over :func:`models.registry.list_models`, so a newly registered
+Every test that can is parametrised over :func:`qcgate.models.registry.list_models`, so a newly registered
 network is checked without touching this file (it only needs an entry in ``TINY_CONFIGS``).
 """
 
@@ -13,11 +13,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from models.checkpoint import build_model, load_checkpoint, save_checkpoint  # noqa: E402
-from models.nets.msm import MSMNet  # noqa: E402
-from models.nets.rank_effnet import A_BETTER, B_BETTER, SIMILAR, PairwiseClassifier  # noqa: E402
-from models.nets.smoke import TINY_CONFIGS, settle_batchnorm  # noqa: E402
-from models.registry import config_class, create_model, list_models, model_name  # noqa: E402
+from qcgate.models.checkpoint import build_model, load_checkpoint, save_checkpoint  # noqa: E402
+from qcgate.models.nets.msm import MSMNet  # noqa: E402
+from qcgate.models.nets.rank_effnet import A_BETTER, B_BETTER, SIMILAR, PairwiseClassifier  # noqa: E402
+from qcgate.models.nets.smoke import TINY_CONFIGS, settle_batchnorm  # noqa: E402
+from qcgate.models.registry import config_class, create_model, list_models, model_name  # noqa: E402
 
 MODELS = list_models()
 

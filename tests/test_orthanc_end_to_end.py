@@ -21,11 +21,11 @@ import pydicom
 import pytest
 from pydicom.uid import Comprehensive3DSRStorage
 
-from tests.demo_series import write_phantom_series
+from qcgate.harness.orthanc_peer import OrthancPeer
+from qcgate.harness.peers import QCGate, storescu
+from qcgate.harness.storescp_peer import StorescpPacs
+from qcgate.synthetic.demo_series import write_phantom_series
 from tests.dicom_proxy import DicomProxy, DropMode
-from tests.orthanc_peer import OrthancPeer
-from tests.peers import QCGate, storescu
-from tests.storescp_peer import StorescpPacs
 
 pytestmark = pytest.mark.peers
 

@@ -30,14 +30,14 @@ from pydicom.uid import (
 )
 from pynetdicom import AE
 
-from service.synthetic_dicom import write_series
-from tests import orthanc_peer, storescp_peer
-from tests import webhook_receiver as webhook_module
-from tests.orthanc_peer import OrthancPeer
-from tests.peers import storescu
-from tests.series_factory import mr_series
-from tests.storescp_peer import StorescpPacs, dcmsend
-from tests.webhook_receiver import WebhookReceiver, sign, signed_headers
+from qcgate.harness import orthanc_peer, storescp_peer
+from qcgate.harness import webhook_receiver as webhook_module
+from qcgate.harness.orthanc_peer import OrthancPeer
+from qcgate.harness.peers import storescu
+from qcgate.harness.storescp_peer import StorescpPacs, dcmsend
+from qcgate.harness.webhook_receiver import WebhookReceiver, sign, signed_headers
+from qcgate.synthetic.dicom_series import write_series
+from qcgate.synthetic.instances import mr_series
 
 COMPREHENSIVE_3D_SR = Comprehensive3DSRStorage
 KEY_OBJECT_SELECTION = KeyObjectSelectionDocumentStorage

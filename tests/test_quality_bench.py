@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.quality.cli import BenchmarkResult, main, run
+from qcgate.bench.quality.cli import BenchmarkResult, main, run
 
 CLASSIC = {"snr", "snrd", "cnr", "cjv", "efc", "fber", "gsr"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

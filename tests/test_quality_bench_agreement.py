@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.quality.agreement import (
+from qcgate.bench.quality.agreement import (
     MIN_POINTS_4PL,
     MIN_POINTS_5PL,
     mean_finite,
@@ -16,8 +16,8 @@ from bench.quality.agreement import (
     ranking_accuracy,
     srcc,
 )
-from bench.quality.analysis import OVERALL, analyse, group_rows, reader_pairs
-from bench.quality.scoring import ScoreRow
+from qcgate.bench.quality.analysis import OVERALL, analyse, group_rows, reader_pairs
+from qcgate.bench.quality.scoring import ScoreRow
 
 
 def _sigmoid_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

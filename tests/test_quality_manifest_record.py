@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from bench.quality.manifest_record import benchmark_figures, record_in_manifest  # noqa: E402
-from export.manifest import load_manifest  # noqa: E402
+from qcgate.bench.quality.manifest_record import benchmark_figures, record_in_manifest  # noqa: E402
+from qcgate.contract.manifest import load_manifest  # noqa: E402
 from tests.tiny_models import export_tiny_models  # noqa: E402
 
 

@@ -14,12 +14,12 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
 from pynetdicom.presentation import build_context
 
-from service.metrics.registry import load_suites
-from service.pipeline import assess_series
-from service.receiver.scp import start_receiver
-from service.settings import Settings, get_settings
-from service.store.database import create_database_engine, session_factory, upgrade_database
-from tests.peers import free_port
+from qcgate.assessment.pipeline import assess_series
+from qcgate.core.settings import Settings, get_settings
+from qcgate.harness.peers import free_port
+from qcgate.metrics.registry import load_suites
+from qcgate.receiver.scp import start_receiver
+from qcgate.store.database import create_database_engine, session_factory, upgrade_database
 
 REAL_FILES = [
     "MR_small.dcm",

@@ -12,7 +12,7 @@ import pydicom
 import pytest
 from pydicom.uid import MRImageStorage
 
-from bench.quality.real_images import (
+from qcgate.bench.quality.real_images import (
     EVALUATION_KIND,
     SOURCES,
     EvaluationImage,

@@ -19,7 +19,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import MRImageStorage, Verification
 from sqlalchemy import func, select
 
-from service.errors import (
+from qcgate.core.errors import (
     AbsurdDimensions,
     DiskWatermark,
     HeaderContradiction,
@@ -31,11 +31,11 @@ from service.errors import (
     TruncatedDataset,
     UndecodablePixelData,
 )
-from service.receiver.scp import start_receiver
-from service.settings import MR_IMAGE_STORAGE, get_settings
-from service.store.database import create_database_engine, session_factory, upgrade_database
-from service.store.tables import Instance, Series
-from tests.peers import c_echo, free_port
+from qcgate.core.settings import MR_IMAGE_STORAGE, get_settings
+from qcgate.harness.peers import c_echo, free_port
+from qcgate.receiver.scp import start_receiver
+from qcgate.store.database import create_database_engine, session_factory, upgrade_database
+from qcgate.store.tables import Instance, Series
 from tests.raw_sender import dataset_bytes, send_file_raw, write_raw_instance
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -116,7 +116,7 @@ def test_bad_dataset_gets_its_status_and_receiver_survives(
 ) -> None:
     build, expected = BAD_DATASETS[case]
     port, _ = receiver()
-    with caplog.at_level(logging.WARNING, logger="service.receiver.scp"):
+    with caplog.at_level(logging.WARNING, logger="qcgate.receiver.scp"):
         assert _send_dataset(tmp_path, port, build()) == expected
     assert f"0x{expected:04X}" in caplog.text
     assert c_echo(port) == 0

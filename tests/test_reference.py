@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from models.corruption import (
+from qcgate.models.corruption import (
     CORRUPTION_TYPES,
     PERCEPTUAL_NAME,
     composite_from_measures,
@@ -20,7 +20,7 @@ from models.corruption import (
     ssim,
     true_snr,
 )
-from service.synthetic import phantom_volume
+from qcgate.synthetic.volumes import phantom_volume
 
 
 @pytest.fixture(scope="module")

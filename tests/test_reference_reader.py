@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.corruption import (
+from qcgate.models.corruption import (
     DEFAULT_READER,
     ReaderConfig,
     composite_quality,
@@ -14,7 +14,7 @@ from models.corruption import (
     reader_preference,
     simulated_reader,
 )
-from service.synthetic import phantom_volume
+from qcgate.synthetic.volumes import phantom_volume
 
 
 @pytest.fixture(scope="module")

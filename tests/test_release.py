@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models.release import MIN_VALIDATION_SRCC, RELEASE, passes_gate
+from qcgate.models.release import MIN_VALIDATION_SRCC, RELEASE, passes_gate
 
 
 def write_report(runs: Path, name: str, validation: dict | None) -> None:
@@ -29,7 +29,7 @@ def test_a_run_without_validation_never_ships(tmp_path: Path) -> None:
 
 def test_the_plan_trains_every_registered_model_from_its_own_config() -> None:
     pytest.importorskip("torch")
-    from models.registry import list_models
+    from qcgate.models.registry import list_models
 
     assert sorted(run.name for run in RELEASE) == sorted(list_models())
     assert all(run.config.is_file() and run.steps > 0 for run in RELEASE)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from service.delivery.config import RoutingRule
-from service.delivery.rules import PlannedAction, SeriesFacts, matches, route
-from service.delivery.states import DeliveryAction
-from service.outcomes import Flag
-from service.settings import get_settings
+from qcgate.core.delivery_settings import RoutingRule
+from qcgate.core.delivery_states import DeliveryAction
+from qcgate.core.outcomes import Flag
+from qcgate.core.settings import get_settings
+from qcgate.delivery.rules import PlannedAction, SeriesFacts, matches, route
 
 DESTINATIONS = {
     name: {"ae_title": name, "host": "127.0.0.1", "port": 104} for name in ("ARCHIVE", "REVIEW", "LOWSNR")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.demo_series import write_phantom_series
-from tests.peers import QCGate, storescu
+from qcgate.harness.peers import QCGate, storescu
+from qcgate.synthetic.demo_series import write_phantom_series
 
 pytestmark = pytest.mark.peers
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.demo_series import write_phantom_series
-from tests.peers import QCGate, storescu
+from qcgate.harness.peers import QCGate, storescu
+from qcgate.synthetic.demo_series import write_phantom_series
 
 
 @pytest.mark.peers
@@ -22,7 +22,7 @@ def test_score_json_matches_the_rest_document(start_qcgate: Callable[..., QCGate
     served = gate.wait_for_series(series_uid)
 
     scored = subprocess.run(
-        [sys.executable, "-m", "service.cli", "score", "--json", str(tmp_path / "series")],
+        [sys.executable, "-m", "qcgate.cli.main", "score", "--json", str(tmp_path / "series")],
         capture_output=True,
         text=True,
         check=True,
@@ -41,7 +41,7 @@ def test_score_separates_series_and_skips_non_dicom(tmp_path: Path) -> None:
     write_phantom_series(tmp_path / "b", shape=(8, 64, 64), seed=2)
     (tmp_path / "notes.txt").write_text("not an image")
     scored = subprocess.run(
-        [sys.executable, "-m", "service.cli", "score", "--json", str(tmp_path)],
+        [sys.executable, "-m", "qcgate.cli.main", "score", "--json", str(tmp_path)],
         capture_output=True,
         text=True,
         check=True,
@@ -55,7 +55,7 @@ def test_score_separates_series_and_skips_non_dicom(tmp_path: Path) -> None:
 def test_score_without_mr_series_exits_2(tmp_path: Path) -> None:
     (tmp_path / "empty.txt").write_text("nothing")
     scored = subprocess.run(
-        [sys.executable, "-m", "service.cli", "score", str(tmp_path)],
+        [sys.executable, "-m", "qcgate.cli.main", "score", str(tmp_path)],
         check=False,
         capture_output=True,
         text=True,

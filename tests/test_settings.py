@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from service.settings import Settings, get_settings
+from qcgate.core.settings import Settings, get_settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from service.errors import InvalidUid
-from service.spool import instance_path, validate_uid, write_durably
+from qcgate.core.errors import InvalidUid
+from qcgate.store.spool import instance_path, validate_uid, write_durably
 
 
 @pytest.mark.parametrize(

@@ -21,17 +21,17 @@ from pydicom.config import strict_reading
 from pydicom.uid import generate_uid
 from pydicom.valuerep import DS
 
-from service.errors import ReportNotBuildable
-from service.metrics.base import Algorithm, MetricResult
-from service.metrics.classic import ClassicMetrics
-from service.outcomes import Flag, SeriesStatus
-from service.pipeline import SeriesAssessment, assess_series, failed_assessment
-from service.settings import Settings
-from service.sr import PriorReport, build_quality_issue_selection, build_quality_report
-from service.sr.codes import METRICS, PRIVATE_SCHEME
-from service.sr.device import derived_uid
-from service.synthetic_dicom import mr_series_datasets, write_series
-from tests.demo_series import noisy_phantom
+from qcgate.assessment.pipeline import SeriesAssessment, assess_series, failed_assessment
+from qcgate.core.errors import ReportNotBuildable
+from qcgate.core.outcomes import Flag, SeriesStatus
+from qcgate.core.settings import Settings
+from qcgate.metrics.base import Algorithm, MetricResult
+from qcgate.metrics.classic import ClassicMetrics
+from qcgate.sr import PriorReport, build_quality_issue_selection, build_quality_report
+from qcgate.sr.codes import METRICS, PRIVATE_SCHEME
+from qcgate.sr.device import derived_uid
+from qcgate.synthetic.demo_series import noisy_phantom
+from qcgate.synthetic.dicom_series import mr_series_datasets, write_series
 
 STUDY_ATTRIBUTES = (
     "StudyInstanceUID",
@@ -407,6 +407,8 @@ def test_a_predecessor_from_another_study_is_refused(
 
 
 def test_every_metric_qcgate_produces_has_a_code(series: tuple[list[Path], SeriesAssessment]) -> None:
-    from models.registry import list_models  # torch: the learned metrics are named by the model registry
+    from qcgate.models.registry import (
+        list_models,  # torch: the learned metrics are named by the model registry
+    )
 
     assert set(series[1].metrics) | set(list_models()) <= set(METRICS)

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-import models.synthesis as synthesis
-from models.synthesis import SynthesisConfig, SyntheticImage, synthesize_slice, synthesize_volume
-from models.synthesis.anatomy import Compartment
-from models.synthesis.config import SOURCES
-from models.synthesis.fields import Canvas
-from models.synthesis.mni import mni_maps
-from models.synthesis.scanner import acquire
-from models.synthesis.sequences import CONTRASTS, Sequence, csf_null_ti_ms, sample_sequence, signal
-from models.synthesis.tissues import FIELD_STRENGTHS_T, TISSUES
+import qcgate.models.synthesis as synthesis
+from qcgate.models.synthesis import SynthesisConfig, SyntheticImage, synthesize_slice, synthesize_volume
+from qcgate.models.synthesis.anatomy import Compartment
+from qcgate.models.synthesis.config import SOURCES
+from qcgate.models.synthesis.fields import Canvas
+from qcgate.models.synthesis.mni import mni_maps
+from qcgate.models.synthesis.scanner import acquire
+from qcgate.models.synthesis.sequences import CONTRASTS, Sequence, csf_null_ti_ms, sample_sequence, signal
+from qcgate.models.synthesis.tissues import FIELD_STRENGTHS_T, TISSUES
 
 SMALL = SynthesisConfig(matrix=(96, 128), volume_matrix=(32, 48), volume_slices=(8, 12))
 

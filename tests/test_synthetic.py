@@ -15,8 +15,8 @@ import pydicom
 import pytest
 from pydicom.config import strict_reading
 
-from service.synthetic import add_rician_noise, blur, phantom_volume
-from service.synthetic_dicom import Orientation, PhaseEncoding, mr_series_datasets, write_series
+from qcgate.synthetic.dicom_series import Orientation, PhaseEncoding, mr_series_datasets, write_series
+from qcgate.synthetic.volumes import add_rician_noise, blur, phantom_volume
 from tests.mni import MNI_SPACING_MM, mni_t1_volume
 
 SMALL = (12, 64, 48)

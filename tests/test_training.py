@@ -17,21 +17,21 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from export.manifest import load_manifest  # noqa: E402
-from export.onnx_export import export_checkpoint  # noqa: E402
-from models import evaluation_guard  # noqa: E402
-from models.calibration import fit_calibration, isotonic_fit  # noqa: E402
-from models.calibration import main as calibrated_export  # noqa: E402
-from models.checkpoint import load_checkpoint  # noqa: E402
-from models.evaluation_guard import EvaluationDataLeak  # noqa: E402
-from models.nets.smoke import TINY_CONFIGS  # noqa: E402
-from models.registry import create_model, list_models  # noqa: E402
-from models.train import main as train_cli  # noqa: E402
-from models.training import load_config, train  # noqa: E402
-from models.training.bank import SlabBank  # noqa: E402
-from models.training.datasets import TrainingSamples  # noqa: E402
-from models.training.objectives import Objective  # noqa: E402
-from models.training.pool import CleanImage, SyntheticPool  # noqa: E402
+from qcgate.contract.manifest import load_manifest  # noqa: E402
+from qcgate.export.calibrated import main as calibrated_export  # noqa: E402
+from qcgate.export.onnx_export import export_checkpoint  # noqa: E402
+from qcgate.models import evaluation_guard  # noqa: E402
+from qcgate.models.calibration import fit_calibration, isotonic_fit  # noqa: E402
+from qcgate.models.checkpoint import load_checkpoint  # noqa: E402
+from qcgate.models.evaluation_guard import EvaluationDataLeak  # noqa: E402
+from qcgate.models.nets.smoke import TINY_CONFIGS  # noqa: E402
+from qcgate.models.registry import create_model, list_models  # noqa: E402
+from qcgate.models.train import main as train_cli  # noqa: E402
+from qcgate.models.training import load_config, train  # noqa: E402
+from qcgate.models.training.bank import SlabBank  # noqa: E402
+from qcgate.models.training.datasets import TrainingSamples  # noqa: E402
+from qcgate.models.training.objectives import Objective  # noqa: E402
+from qcgate.models.training.pool import CleanImage, SyntheticPool  # noqa: E402
 
 MODELS = list_models()
 VOLUME = (16, 48, 48)  # tiny clean volumes for HyS-net's 16^3 tiny patches

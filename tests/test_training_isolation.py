@@ -18,22 +18,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.quality.copies import CLEAN, CopySpec, copy_specs, corrupted_volume, make_copy
-from bench.quality.fingerprints import registry_entries
-from bench.quality.real_images import EvaluationImage, evaluation_images
-from models.corruption import CORRUPTION_TYPES
-from models.evaluation_guard import (
+from qcgate.bench.quality.copies import CLEAN, CopySpec, copy_specs, corrupted_volume, make_copy
+from qcgate.bench.quality.fingerprints import registry_entries
+from qcgate.bench.quality.real_images import EvaluationImage, evaluation_images
+from qcgate.models.corruption import CORRUPTION_TYPES
+from qcgate.models.evaluation_guard import (
     EVALUATION_KIND,
     REGISTRY_PATH,
     EvaluationDataLeak,
     assert_not_evaluation_data,
     load_registry,
 )
-from models.synthesis import synthesize_slice, synthesize_volume
-from service.synthetic import phantom_volume
+from qcgate.models.synthesis import synthesize_slice, synthesize_volume
+from qcgate.synthetic.volumes import phantom_volume
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
-FORBIDDEN = ("bench", "pydicom.data", "dipy", "nibabel.testing", "data_store", "pydicom_data")
+FORBIDDEN = ("qcgate.bench", "pydicom.data", "dipy", "nibabel.testing", "data_store", "pydicom_data")
 TEST_SEED = 777  # the registry was calibrated with other seeds
 
 
@@ -64,7 +64,7 @@ def test_no_training_module_imports_evaluation_data() -> None:
 
 def test_importing_the_guard_and_the_data_side_loads_no_evaluation_data() -> None:
     script = (
-        "import sys, models.evaluation_guard, models.corruption, models.synthesis\n"
+        "import sys, qcgate.models.evaluation_guard, qcgate.models.corruption, qcgate.models.synthesis\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('bench', 'dipy', 'data_store')"
         " or m in ('pydicom.data', 'nibabel.testing')))"
     )
@@ -78,7 +78,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> list[EvaluationImage]:
 
 
 def test_the_registry_is_current(images: list[EvaluationImage]) -> None:
-    """Rerun ``python -m bench.quality.fingerprints`` when this fails: an image or the fingerprint changed."""
+    """Rerun ``python -m qcgate.bench.quality.fingerprints`` when this fails: its fingerprint moved."""
     shipped = json.loads(REGISTRY_PATH.read_text())["slices"]
     current = registry_entries(images, {})
     assert [e["label"] for e in shipped] == [e["label"] for e in current]

@@ -11,10 +11,10 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import FileDataset
 
-from service.errors import NotAssessable
-from service.synthetic_dicom import write_series
-from service.volume import build_stacks
-from tests.series_factory import AXIAL, CORONAL, SAGITTAL, enhanced_mr, mr_series
+from qcgate.core.errors import NotAssessable
+from qcgate.imaging.volume import build_stacks
+from qcgate.synthetic.dicom_series import write_series
+from qcgate.synthetic.instances import AXIAL, CORONAL, SAGITTAL, enhanced_mr, mr_series
 
 
 def _read(name: str) -> FileDataset:

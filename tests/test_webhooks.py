@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from service.delivery.webhooks import signature
-from tests.peers import QCGate, storescu
+from qcgate.delivery.webhooks import signature
+from qcgate.harness.peers import QCGate, storescu
+from qcgate.harness.webhook_receiver import WebhookReceiver, sign
 from tests.test_delivery import SPLIT_THRESHOLDS, metric, series_files, start_with, wait_for_deliveries
-from tests.webhook_receiver import WebhookReceiver, sign
 
 pytestmark = pytest.mark.peers
 

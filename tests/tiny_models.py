@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from export.manifest import Provenance, utc_now
-from export.onnx_export import export_model, untrained_model
-from models.nets.smoke import TINY_CONFIGS
-from models.registry import list_models
+from qcgate.contract.manifest import Provenance, utc_now
+from qcgate.export.onnx_export import export_model, untrained_model
+from qcgate.models.nets.smoke import TINY_CONFIGS
+from qcgate.models.registry import list_models
 
 PROVENANCE = Provenance(data_version="test", seed=0, steps=0, git_commit="none", created=utc_now())
 

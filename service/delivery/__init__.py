@@ -1,8 +1,0 @@
-"""Results out: quality reports (SR, KOS) kept and published, routing rules, delivery jobs, webhooks.
-
-After a worker stores an assessment, :mod:`service.delivery.publish` writes the reports and, in the
-same transaction, one delivery job per action the routing rules ask for (the outbox). A Celery task
-per job runs :mod:`service.delivery.jobs`, which sends through :mod:`~service.delivery.dicom_send` or
-:mod:`~service.delivery.webhooks`; :mod:`~service.delivery.relay` re-sends due and lost jobs.
-See ``docs/delivery.md``.
-"""

@@ -1,0 +1,156 @@
+"""Score one series from its files: read, build stacks, run every metric suite, flag.
+
+Knows nothing of Celery, the database or HTTP; the worker task, ``qcgate score`` and the
+benchmarks all call :func:`assess_series` so they cannot disagree.
+
+Which stacks are scored: when a series holds at least one stack of ``MIN_VOLUME_SLICES`` slices,
+thinner stacks (localizers of a 3-plane scout) are skipped with a reason; otherwise every stack is
+scored. A series value is the median over its scored stacks (the volumes of a 4D series, or the
+orientations of a mixed series); each stack's own values are kept in the report.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydicom
+
+from qcgate.core import __version__
+from qcgate.core.errors import NotAssessable
+from qcgate.core.outcomes import Flag, SeriesStatus
+from qcgate.core.settings import Threshold
+from qcgate.imaging.volume import Stack, build_stacks
+from qcgate.metrics.base import MetricResult, MetricSuite
+from qcgate.metrics.flags import overall_flag
+
+MIN_VOLUME_SLICES = 3
+
+
+@dataclass(frozen=True)
+class StackReport:
+    label: str
+    shape: tuple[int, int, int]
+    scored: bool
+    skipped_reason: str = ""
+    metrics: dict[str, MetricResult] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SeriesAssessment:
+    """Everything a series' assessment produced; :meth:`document` is its JSON form."""
+
+    outcome: SeriesStatus
+    flag: Flag | None
+    reasons: list[str]
+    metrics: dict[str, MetricResult]
+    stacks: list[StackReport]
+    provenance: dict[str, Any]
+    instances: int
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "status": self.outcome.value,
+            "instances": self.instances,
+            "flag": self.flag.value if self.flag else None,
+            "reasons": self.reasons,
+            "metrics": {name: _metric_json(result) for name, result in self.metrics.items()},
+            "stacks": [
+                {
+                    "label": stack.label,
+                    "shape": list(stack.shape),
+                    "scored": stack.scored,
+                    "skipped_reason": stack.skipped_reason,
+                    "metrics": {name: _metric_json(r, per_slice=True) for name, r in stack.metrics.items()},
+                }
+                for stack in self.stacks
+            ],
+            "provenance": self.provenance,
+        }
+
+
+def _metric_json(result: MetricResult, *, per_slice: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "value": result.value,
+        "higher_is_better": result.higher_is_better,
+        "quality": result.quality,
+    }
+    if per_slice and result.per_slice is not None:
+        # JSON has no NaN: a slice where the metric is undefined (no foreground) becomes null.
+        data["per_slice"] = [value if math.isfinite(value) else None for value in result.per_slice]
+    return data
+
+
+def _provenance(suites: Sequence[MetricSuite], thresholds: Mapping[str, Threshold]) -> dict[str, Any]:
+    return {
+        "software_version": __version__,
+        "metric_versions": {suite.name: suite.version for suite in suites},
+        "algorithms": [asdict(suite.algorithm) for suite in suites if suite.algorithm is not None],
+        "thresholds": {name: threshold.model_dump() for name, threshold in thresholds.items()},
+    }
+
+
+def _select_stacks(stacks: list[Stack]) -> tuple[list[Stack], list[StackReport]]:
+    has_volume = any(stack.voxels.shape[0] >= MIN_VOLUME_SLICES for stack in stacks)
+    chosen, skipped = [], []
+    for stack in stacks:
+        if has_volume and stack.voxels.shape[0] < MIN_VOLUME_SLICES:
+            reason = f"{stack.voxels.shape[0]}-slice stack beside volumes (localizer) is not scored"
+            skipped.append(StackReport(stack.label, stack.voxels.shape, scored=False, skipped_reason=reason))
+        else:
+            chosen.append(stack)
+    return chosen, skipped
+
+
+def _series_value(per_stack: list[MetricResult]) -> MetricResult:
+    first = per_stack[0]
+    if len(per_stack) == 1:
+        return MetricResult(first.name, first.value, first.higher_is_better, first.quality)
+    qualities = [r.quality for r in per_stack if r.quality is not None]
+    return MetricResult(
+        first.name,
+        statistics.median(r.value for r in per_stack),
+        first.higher_is_better,
+        statistics.median(qualities) if qualities else None,
+    )
+
+
+def failed_assessment(reason: str, instances: int) -> SeriesAssessment:
+    return SeriesAssessment(
+        SeriesStatus.FAILED, None, [reason], {}, [], {"software_version": __version__}, instances
+    )
+
+
+def read_datasets(paths: Sequence[Path]) -> list[pydicom.Dataset]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [pydicom.dcmread(path) for path in paths]
+
+
+def assess_series(
+    paths: Sequence[Path], suites: Sequence[MetricSuite], thresholds: Mapping[str, Threshold]
+) -> SeriesAssessment:
+    """Assess one series' instances; not-assessable series come back as such, never as an exception."""
+    provenance = _provenance(suites, thresholds)
+    try:
+        stacks = build_stacks(read_datasets(paths))
+        chosen, reports = _select_stacks(stacks)
+        per_name: dict[str, list[MetricResult]] = {}
+        for stack in chosen:
+            stack_results: dict[str, MetricResult] = {}
+            for suite in suites:
+                for result in suite.evaluate(stack):
+                    stack_results[result.name] = result
+                    per_name.setdefault(result.name, []).append(result)
+            reports.append(StackReport(stack.label, stack.voxels.shape, scored=True, metrics=stack_results))
+    except NotAssessable as exc:
+        return SeriesAssessment(SeriesStatus.NOT_ASSESSABLE, None, [str(exc)], {}, [], provenance, len(paths))
+    metrics = {name: _series_value(results) for name, results in per_name.items()}
+    flag, reasons = overall_flag(metrics.values(), thresholds)
+    reasons += [report.skipped_reason for report in reports if not report.scored]
+    return SeriesAssessment(SeriesStatus.DONE, flag, reasons, metrics, reports, provenance, len(paths))

@@ -1,0 +1,1 @@
+"""The ``qcgate`` command line: serve (all in one), scp, api, worker, score, demo and bench."""

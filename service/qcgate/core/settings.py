@@ -1,0 +1,197 @@
+"""The one typed settings object. Precedence: CLI flags > ``QCGATE_*`` environment > YAML file > defaults.
+
+The YAML file is named by ``QCGATE_CONFIG`` so that every process that ``qcgate serve`` starts
+(the worker in particular) reads the same configuration without re-parsing the command line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from qcgate.core.delivery_settings import Destination, RoutingRule, Webhook, check_rule_targets
+
+MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+ENHANCED_MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4.1"
+
+
+class Threshold(BaseModel):
+    """Warn/fail limits of one metric, compared in the metric's own direction.
+
+    On ``scale: value`` (the default), for a higher-is-better metric a value below ``warn`` warns and
+    below ``fail`` fails; for a lower-is-better metric above. On ``scale: quality`` the limits apply
+    to the calibrated 0-100 quality (higher is better), which only learned metrics have: their raw
+    scores mean nothing to a reader. ``source`` records where the numbers came from.
+    """
+
+    warn: float | None = None
+    fail: float | None = None
+    scale: Literal["value", "quality"] = "value"
+    source: str = ""
+
+
+def _default_thresholds() -> dict[str, Threshold]:
+    """The classic measures only. The learned metrics report a calibrated quality but do not flag by
+    default: their synthetic calibration puts clean real series at 30-69 (docs/training.md#thresholds),
+    so a site sets ``scale: quality`` limits after checking its own clean series."""
+    calibration = "docs/thresholds.md (bench/thresholds.py: real MR with graded added noise)"
+    return {
+        "snrd": Threshold(warn=3.0, fail=2.0, source=calibration),
+        "cnr": Threshold(warn=1.0, fail=0.7, source=calibration),
+        "gsr": Threshold(warn=0.10, fail=0.20, source=calibration),
+    }
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of qcgate; each field is listed in the README's settings table."""
+
+    model_config = SettingsConfigDict(env_prefix="QCGATE_", extra="forbid")
+
+    data_dir: Path = Field(Path("qcgate-data"), description="Spool, SQLite database, broker and metrics.")
+    ae_title: str = Field("QCGATE", min_length=1, max_length=16, description="Our AE title.")
+    dicom_host: str = Field("0.0.0.0", description="Address the DICOM receiver listens on.")
+    dicom_port: int = Field(11112, ge=0, le=65535, description="DICOM port the receiver listens on.")
+    http_host: str = Field("0.0.0.0", description="Address the REST API listens on.")
+    http_port: int = Field(8080, ge=0, le=65535, description="REST API port.")
+    allowed_calling_aes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Calling AE titles allowed to associate; empty allows all."
+    )
+    max_associations: int = Field(10, ge=1, description="Simultaneous associations accepted.")
+    accept_other_storage: bool = Field(
+        False, description="Accept and keep (never score) non-MR storage SOP classes."
+    )
+    min_free_disk_mb: int = Field(
+        512, ge=0, description="Refuse C-STORE with 0xA700 below this much free space in the spool."
+    )
+    max_rows: int = Field(4096, ge=1, description="Largest accepted Rows/Columns.")
+    max_frames: int = Field(4096, ge=1, description="Largest accepted NumberOfFrames.")
+    max_instance_mb: int = Field(1024, ge=1, description="Largest accepted instance.")
+    quiet_period_s: float = Field(
+        10.0, gt=0, description="Seconds without a new instance before a series is complete."
+    )
+    sweep_interval_s: float = Field(1.0, gt=0, description="How often the completion sweeper runs.")
+    requeue_after_s: float = Field(
+        120.0, gt=0, description="Re-enqueue a series left queued or processing this long (lost task)."
+    )
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data_dir.")
+    broker_url: str | None = Field(
+        None, description="Celery broker; default a filesystem broker in data_dir."
+    )
+    worker_concurrency: int = Field(1, ge=1, description="Celery worker processes started by serve.")
+    api_tokens: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Bearer tokens accepted by the API; empty disables auth."
+    )
+    thresholds: dict[str, Threshold] = Field(
+        default_factory=_default_thresholds, description="Per-metric warn/fail limits."
+    )
+    log_level: str = Field("INFO", description="Python logging level.")
+    sr_enabled: bool = Field(True, description="Issue a DICOM SR (TID 1500) after every assessment.")
+    kos_on_fail: bool = Field(
+        False, description='Also issue a Key Object Selection "Quality Issue" for failed series.'
+    )
+    destinations: dict[str, Destination] = Field(
+        default_factory=dict, description="DICOM peers by name: ae_title, host, port, optional tls."
+    )
+    webhooks: dict[str, Webhook] = Field(
+        default_factory=dict, description="HTTP endpoints by name: url, secret, timeout_s."
+    )
+    routing_rules: list[RoutingRule] = Field(
+        default_factory=list, description="Ordered rules; every matching rule's actions are done."
+    )
+    delivery_max_attempts: int = Field(8, ge=1, description="Attempts before a delivery is dead.")
+    delivery_retry_base_s: float = Field(
+        5.0, gt=0, description="Wait before the first retry; doubles per attempt."
+    )
+    delivery_retry_max_s: float = Field(600.0, gt=0, description="Longest wait between attempts.")
+    delivery_timeout_s: float = Field(
+        30.0, gt=0, description="Network timeout of one DICOM step (connect, associate, response)."
+    )
+    delivery_lease_s: float = Field(
+        900.0, gt=0, description="A delivery in flight longer than this is presumed lost and retried."
+    )
+
+    _split_lists = field_validator("allowed_calling_aes", "api_tokens", mode="before")(_split_csv)
+
+    @model_validator(mode="after")
+    def _absolute_data_dir(self) -> Settings:
+        self.data_dir = self.data_dir.resolve()
+        return self
+
+    @model_validator(mode="after")
+    def _rules_name_configured_targets(self) -> Settings:
+        check_rule_targets(self.routing_rules, self.destinations, self.webhooks)
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = os.environ.get("QCGATE_CONFIG")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file:
+            if not Path(config_file).is_file():
+                raise FileNotFoundError(f"QCGATE_CONFIG names {config_file!r}, which is not a file")
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def sr_dir(self) -> Path:
+        return self.data_dir / "sr"
+
+    @property
+    def prometheus_dir(self) -> Path:
+        return self.data_dir / "prometheus"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'qcgate.db'}"
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.data_dir / "broker"
+
+    @property
+    def scored_sop_classes(self) -> frozenset[str]:
+        return frozenset({MR_IMAGE_STORAGE, ENHANCED_MR_IMAGE_STORAGE})
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Build settings now (never at import time) so tests and subprocesses each get their own."""
+    return Settings(**overrides)
+
+
+def export_to_environment(settings: Settings) -> None:
+    """Make child processes (the worker ``serve`` starts) see exactly these settings."""
+    for name in ("data_dir", "database_url", "broker_url", "ae_title"):
+        value = getattr(settings, name)
+        if value is not None:
+            os.environ[f"QCGATE_{name.upper()}"] = str(value)

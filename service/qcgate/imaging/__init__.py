@@ -1,0 +1,1 @@
+"""From DICOM instances to scores: per-frame geometry, stacks (volumes), and the scoring pipeline."""

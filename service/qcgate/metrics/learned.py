@@ -1,0 +1,249 @@
+"""Learned quality metrics: an exported ONNX model run by ONNX Runtime over a whole stack.
+
+One :class:`OnnxMetric` per model in ``export/onnx/manifest.json``; its inference session is built
+once per worker process (building one takes far longer than scoring a slice). The CUDA provider is
+used when ONNX Runtime offers it (with the fp16 file where one ships), otherwise the CPU provider.
+
+How a stack is scored (the input contract is :mod:`qcgate.contract.preprocess`, shared with training):
+
+* intensities are divided by the manifest's normalisation scale (by default the stack's foreground
+  99th percentile);
+* ``slice2d`` models score every slice at native resolution: a slice up to the tile size is scored
+  whole, zero-padded at its bottom and right to the model's size multiple; a larger slice is cut into
+  tiles of the tile size (the last ones aligned with the edge), never resized, since resizing erases
+  the blur and undersampling the metric should see. Tiles with less than 1 % foreground are not
+  scored. A slice's value is the mean of its tiles' scores;
+* ``patch3d`` models score patches of the manifest's size at the manifest's stride (half the patch);
+  a stack thinner than a patch is repeated along its slices and short rows or columns are
+  zero-padded (``qcgate.contract.preprocess.patch_padded``, as in training). A slice's value is the mean of
+  the patches covering it;
+* **series aggregate**: for ``slice2d`` the mean over slices with foreground, for ``patch3d`` the mean
+  over patches with foreground (HyS-net's test-time averaging). Slices without any scored window
+  keep ``nan`` in ``per_slice``;
+* ``quality`` is the manifest's calibration of the aggregate, or None while the model is uncalibrated.
+
+Windows go through the session in batches of ``batch_size``; a window's score does not depend on
+the batch it is in (the networks hold no batch statistics at inference).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
+
+from qcgate.contract.manifest import ManifestError, ModelEntry, default_manifest_path, load_manifest
+from qcgate.contract.preprocess import (
+    FOREGROUND_LEVEL,
+    MIN_FOREGROUND_FRACTION,
+    normalise,
+    patch_padded,
+    slices_padded,
+    window_starts,
+)
+from qcgate.core.errors import NotAssessable
+from qcgate.imaging.volume import Stack
+from qcgate.metrics.base import Algorithm, MetricResult
+
+CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+DEFAULT_BATCH = {"slice2d": 8, "patch3d": 32}
+_MAX_THREADS = 8
+# What InferenceSession raises for a missing, corrupt or unloadable model (none derive from RuntimeError).
+_LOAD_ERRORS = (
+    ort_errors.Fail,
+    ort_errors.InvalidArgument,
+    ort_errors.InvalidGraph,
+    ort_errors.InvalidProtobuf,
+    ort_errors.NoSuchFile,
+    ort_errors.NotImplemented,
+    ort_errors.RuntimeException,
+    ort_errors.EPFail,
+    RuntimeError,
+    ValueError,
+)
+
+Window = tuple[int, ...]  # start offsets along (slice, row, col); 2D windows start at their slice
+
+
+def choose_providers(available: Sequence[str], requested: Sequence[str] | None = None) -> list[str]:
+    """The requested providers (default: CUDA, then CPU) that ONNX Runtime offers, CPU always last.
+
+    The CPU provider is the fallback for a machine without CUDA and for any node CUDA cannot run.
+    """
+    wanted = list(requested) if requested is not None else [CUDA, CPU]
+    chosen = [provider for provider in wanted if provider in available and provider != CPU]
+    return [*chosen, CPU]
+
+
+def default_threads(processes: int = 1) -> int:
+    """Intra-op threads per session: the cores this process may use, shared among ``processes``."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(_MAX_THREADS, cores // max(1, processes)))
+
+
+class OnnxMetric:
+    """A :class:`~qcgate.metrics.base.MetricSuite` yielding one learned metric, named as its model."""
+
+    def __init__(
+        self,
+        entry: ModelEntry,
+        model_dir: Path,
+        *,
+        providers: Sequence[str] | None = None,
+        threads: int | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        self.entry = entry
+        self.name = entry.name
+        self.version = f"{entry.version}+{entry.sha256[:12]}"
+        self.algorithm = Algorithm(entry.name, entry.version, entry.device_uid, entry.sha256)
+        self.batch_size = batch_size or DEFAULT_BATCH[entry.input.kind]
+        chosen = choose_providers(ort.get_available_providers(), providers)
+        use_fp16 = chosen[0] == CUDA and entry.fp16_file is not None
+        model_file = model_dir / (entry.fp16_file if use_fp16 and entry.fp16_file else entry.file)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or default_threads()
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Idle threads sleep instead of spinning: the receiver and the API share these cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self._session = ort.InferenceSession(str(model_file), options, providers=chosen)
+        except _LOAD_ERRORS as exc:
+            raise ManifestError(f"{entry.name}: ONNX Runtime cannot load {model_file}: {exc}") from exc
+        inputs = [i.name for i in self._session.get_inputs()]
+        outputs = [o.name for o in self._session.get_outputs()]
+        if inputs != [entry.input.tensor_name] or entry.output.tensor_name not in outputs:
+            raise ManifestError(
+                f"{entry.name}: {model_file.name} has inputs {inputs} and outputs {outputs}, the manifest "
+                f"says {entry.input.tensor_name!r} -> {entry.output.tensor_name!r}"
+            )
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the session actually uses, in priority order."""
+        return list(self._session.get_providers())
+
+    def evaluate(self, stack: Stack) -> list[MetricResult]:
+        """Score ``stack``; NotAssessable when it has no foreground to normalise by or to score."""
+        try:
+            volume = normalise(stack.voxels, self.entry.input.normalisation)  # (S, R, C)
+        except ValueError as exc:
+            raise NotAssessable(f"{self.name}: {exc}") from exc
+        if self.entry.input.kind == "slice2d":
+            value, per_slice = self._score_slices(volume)
+        else:
+            value, per_slice = self._score_patches(volume)
+        if not np.isfinite(value):
+            raise NotAssessable(f"{self.name}: no slice has enough foreground to score")
+        return [
+            MetricResult(
+                self.name,
+                value,
+                self.entry.output.higher_is_better,
+                quality=self.entry.calibration.apply(value),
+                per_slice=tuple(float(v) for v in per_slice),
+            )
+        ]
+
+    def _score_slices(self, volume: np.ndarray) -> tuple[float, np.ndarray]:
+        spec = self.entry.input
+        padded = slices_padded(volume, spec.tile, spec.spatial_multiple)
+        size = tuple(min(t, n) for t, n in zip(spec.tile, padded.shape[1:], strict=True))
+        starts = [window_starts(n, w, s) for n, w, s in zip(padded.shape[1:], size, spec.stride, strict=True)]
+        mask = padded > FOREGROUND_LEVEL
+        windows: list[Window] = []
+        for row, col in itertools.product(*starts):
+            fraction = mask[:, row : row + size[0], col : col + size[1]].mean(axis=(1, 2))  # (S,)
+            windows += [(int(s), row, col) for s in np.flatnonzero(fraction >= MIN_FOREGROUND_FRACTION)]
+        scores = self._run(padded, windows, (1, *size), size)
+        sums = np.zeros(volume.shape[0])
+        counts = np.zeros(volume.shape[0])
+        for (s, _, _), score in zip(windows, scores, strict=True):
+            sums[s] += score
+            counts[s] += 1
+        per_slice = _mean_or_nan(sums, counts)
+        finite = per_slice[np.isfinite(per_slice)]
+        return (float(finite.mean()) if finite.size else float("nan")), per_slice
+
+    def _score_patches(self, volume: np.ndarray) -> tuple[float, np.ndarray]:
+        spec = self.entry.input
+        padded = patch_padded(volume, spec.tile)
+        starts = [
+            window_starts(n, t, s) for n, t, s in zip(padded.shape, spec.tile, spec.stride, strict=True)
+        ]
+        candidates = list(itertools.product(*starts))
+        fractions = _window_fractions(padded > FOREGROUND_LEVEL, candidates, spec.tile)
+        windows = [w for w, f in zip(candidates, fractions, strict=True) if f >= MIN_FOREGROUND_FRACTION]
+        scores = self._run(padded, windows, spec.tile, spec.tile)
+        sums = np.zeros(volume.shape[0])
+        counts = np.zeros(volume.shape[0])
+        for (s, _, _), score in zip(windows, scores, strict=True):
+            sums[s : s + spec.tile[0]] += score  # clipped at the stack's end: padding has no slice
+            counts[s : s + spec.tile[0]] += 1
+        value = float(np.mean(scores)) if len(windows) else float("nan")
+        return value, _mean_or_nan(sums, counts)
+
+    def _run(
+        self, padded: np.ndarray, windows: Sequence[Window], size: tuple[int, ...], shape: tuple[int, ...]
+    ) -> np.ndarray:
+        """Scores of ``windows`` (start offsets into ``padded``, ``size`` voxels, fed as ``shape``)."""
+        scores = np.empty(len(windows), dtype=np.float64)
+        for first, batch in _batches(padded, windows, size, shape, self.batch_size):
+            output = self._session.run([self.entry.output.tensor_name], {self.entry.input.tensor_name: batch})
+            scores[first : first + len(batch)] = np.asarray(output[0], dtype=np.float64).reshape(-1)
+        return scores
+
+
+def load_learned_suites(
+    manifest_path: Path | None = None, *, threads: int | None = None, providers: Sequence[str] | None = None
+) -> list[OnnxMetric]:
+    """One :class:`OnnxMetric` per shipped model; none when no manifest ships (models not trained yet)."""
+    path = manifest_path or default_manifest_path()
+    if not path.is_file():
+        return []
+    manifest = load_manifest(path)
+    return [OnnxMetric(entry, path.parent, threads=threads, providers=providers) for entry in manifest.models]
+
+
+def _batches(
+    padded: np.ndarray,
+    windows: Sequence[Window],
+    size: tuple[int, ...],
+    shape: tuple[int, ...],
+    batch_size: int,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(index of the first window, (B, 1, *shape) float32 batch) for consecutive windows."""
+    for first in range(0, len(windows), batch_size):
+        chunk = windows[first : first + batch_size]
+        batch = np.empty((len(chunk), 1, *shape), dtype=np.float32)
+        for i, start in enumerate(chunk):
+            region = tuple(slice(a, a + n) for a, n in zip(start, size, strict=True))
+            batch[i, 0] = padded[region].reshape(shape)
+        yield first, batch
+
+
+def _window_fractions(mask: np.ndarray, starts: Sequence[Window], size: Sequence[int]) -> np.ndarray:
+    """Foreground share of every window, read off a summed-volume table (O(1) per window)."""
+    table = np.zeros(tuple(n + 1 for n in mask.shape), dtype=np.int64)
+    table[tuple(slice(1, None) for _ in mask.shape)] = mask
+    for axis in range(mask.ndim):
+        np.cumsum(table, axis=axis, out=table)
+    lows = np.asarray(starts, dtype=np.int64).reshape(-1, mask.ndim)  # (N, ndim)
+    highs = lows + np.asarray(size, dtype=np.int64)
+    totals = np.zeros(len(lows), dtype=np.int64)
+    for corner in itertools.product((0, 1), repeat=mask.ndim):
+        index = tuple(np.where(bit, highs[:, axis], lows[:, axis]) for axis, bit in enumerate(corner))
+        sign = (-1) ** (mask.ndim - sum(corner))
+        totals += sign * table[index]
+    return totals / float(np.prod(size))
+
+
+def _mean_or_nan(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)

@@ -1,0 +1,68 @@
+"""One received instance from bytes to acknowledged: validate, spool durably, record.
+
+Kept apart from pynetdicom so the same path serves the SCP, tests and any future STOW-RS endpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from qcgate.core.errors import AbsurdDimensions, RecordFailed
+from qcgate.core.settings import Settings
+from qcgate.receiver.validation import inspect_instance, parse_part10
+from qcgate.store.repository import ReceivedInstance, record_instance
+from qcgate.store.spool import check_free_space, instance_path, write_durably
+
+log = logging.getLogger(__name__)
+
+
+class InstanceRecorder:
+    """Records spooled instances, one transaction at a time per process.
+
+    Association threads queue on a Python lock instead of on SQLite's busy handler, whose growing
+    sleeps made four associations no faster than one.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+        self._lock = threading.Lock()
+
+    def record(self, received: ReceivedInstance, spool_path: str, size: int, calling_ae: str) -> None:
+        try:
+            with self._lock, self._sessions.begin() as session:
+                record_instance(session, received, spool_path, size, calling_ae, datetime.now(UTC))
+        except SQLAlchemyError as exc:
+            log.error("instance spooled but not recorded: %s", type(exc).__name__)
+            raise RecordFailed("the database could not record the instance; retry later") from exc
+
+
+def ingest_instance(
+    encoded: bytes,
+    command_sop_class: str,
+    command_sop_instance: str,
+    calling_ae: str,
+    settings: Settings,
+    recorder: InstanceRecorder,
+) -> ReceivedInstance:
+    """Store one Part 10 instance; returns only once it is fsynced and recorded.
+
+    Raises a :class:`qcgate.core.errors.InstanceRejected` leaf that carries the DICOM status to send.
+    """
+    check_free_space(settings.spool_dir, settings.min_free_disk_mb)
+    if len(encoded) > settings.max_instance_mb * 1024 * 1024:
+        raise AbsurdDimensions(f"instance of {len(encoded)} bytes exceeds {settings.max_instance_mb} MB")
+    received = inspect_instance(parse_part10(encoded), command_sop_class, command_sop_instance, settings)
+    target = instance_path(
+        settings.spool_dir,
+        received.study_instance_uid,
+        received.series_instance_uid,
+        received.sop_instance_uid,
+    )
+    size = write_durably(target, [encoded])
+    recorder.record(received, str(target.relative_to(settings.spool_dir)), size, calling_ae)
+    return received

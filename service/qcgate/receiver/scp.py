@@ -1,0 +1,122 @@
+"""pynetdicom application entity: association policy and thin, total event handlers.
+
+Handlers never raise: every :class:`InstanceRejected` becomes its own status, and anything
+unexpected is logged with its traceback and answered 0xC211 (pynetdicom's own convention), so one
+bad instance never stops the receiver.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+from pydicom.uid import (
+    JPEG2000,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
+from pynetdicom import AE, _config, evt
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.presentation import StoragePresentationContexts
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.transport import ThreadedAssociationServer
+from sqlalchemy.orm import Session, sessionmaker
+
+from qcgate.core.errors import InstanceRejected
+from qcgate.core.observability import instruments
+from qcgate.core.settings import Settings
+from qcgate.receiver.ingest import InstanceRecorder, ingest_instance
+from qcgate.receiver.validation import tolerate_invalid_values
+
+log = logging.getLogger(__name__)
+
+# Every syntax pydicom can decode with the pylibjpeg plugins installed; others are refused at
+# association time, so the sender learns before sending pixels we could not read.
+DECODABLE_TRANSFER_SYNTAXES = [
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    JPEG2000Lossless,
+    JPEG2000,
+    RLELossless,
+]
+STATUS_PROCESSING_FAILURE = 0xC211
+MAX_PDU_BYTES = 1 << 20  # fewer, larger PDUs: less per-PDU overhead on every instance
+
+
+def handle_echo(event: evt.Event) -> int:
+    return 0x0000
+
+
+def handle_store(event: evt.Event, settings: Settings, recorder: InstanceRecorder) -> int:
+    calling_ae = event.assoc.requestor.ae_title.strip()
+    request = cast(C_STORE, event.request)
+    try:
+        received = ingest_instance(
+            event.encoded_dataset(include_meta=True),
+            str(request.AffectedSOPClassUID),
+            str(request.AffectedSOPInstanceUID),
+            calling_ae,
+            settings,
+            recorder,
+        )
+    except InstanceRejected as exc:
+        instruments().instances_rejected.labels(reason=exc.reason).inc()
+        log.warning("C-STORE from %s refused 0x%04X (%s): %s", calling_ae, exc.status, exc.reason, exc.detail)
+        return exc.status
+    except Exception:  # noqa: BLE001 - the handler must answer; the traceback is logged, not swallowed
+        instruments().instances_rejected.labels(reason="internal_error").inc()
+        log.exception("C-STORE from %s failed unexpectedly", calling_ae)
+        return STATUS_PROCESSING_FAILURE
+    instruments().instances_received.inc()
+    log.debug("stored instance of SOP class %s from %s", received.sop_class_uid, calling_ae)
+    return 0x0000
+
+
+def create_ae(settings: Settings) -> AE:
+    """The receiving AE: all storage SOP classes negotiated, non-MR refused per C-STORE with 0x0122."""
+    _config.LOG_HANDLER_LEVEL = "none"
+    ae = AE(ae_title=settings.ae_title)
+    ae.maximum_associations = settings.max_associations
+    ae.maximum_pdu_size = MAX_PDU_BYTES
+    ae.require_called_aet = True
+    if settings.allowed_calling_aes:
+        ae.require_calling_aet = settings.allowed_calling_aes
+    ae.add_supported_context(Verification)
+    for context in StoragePresentationContexts:
+        ae.add_supported_context(cast(str, context.abstract_syntax), DECODABLE_TRANSFER_SYNTAXES)
+    return ae
+
+
+def start_receiver(settings: Settings, sessions: sessionmaker[Session]) -> ThreadedAssociationServer:
+    """Start listening in background threads; the caller owns ``shutdown()``."""
+    settings.spool_dir.mkdir(parents=True, exist_ok=True)
+    tolerate_invalid_values()
+    handlers: list[Any] = [
+        (evt.EVT_C_ECHO, handle_echo),
+        (evt.EVT_C_STORE, handle_store, [settings, InstanceRecorder(sessions)]),
+    ]
+    server = create_ae(settings).start_server(
+        (settings.dicom_host, settings.dicom_port), block=False, evt_handlers=handlers
+    )
+    assert server is not None  # non-blocking start_server always returns the server
+    host, port = server.server_address[:2]
+    log.info("DICOM receiver %s listening on %s:%s", settings.ae_title, host, port)
+    return server

@@ -1,0 +1,249 @@
+"""The queries and state transitions of a series' life, in one place.
+
+receiving --(quiet period)--> queued --(worker claims)--> processing --> done | failed | not_assessable
+Any new instance sends a series back to receiving and bumps its revision, so a late instance after
+scoring re-queues it; the newer assessment supersedes the older one, and both are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from qcgate.core.outcomes import Flag, SeriesStatus
+from qcgate.store.tables import Assessment, Instance, Series, Study
+
+IN_FLIGHT = (SeriesStatus.QUEUED, SeriesStatus.PROCESSING)
+
+
+@dataclass(frozen=True)
+class ReceivedInstance:
+    """What the store needs to know about an accepted instance (identifiers and routing attributes)."""
+
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    modality: str
+    station_name: str
+    series_description: str
+    scored: bool
+
+
+def _study(session: Session, study_uid: str, now: datetime) -> Study:
+    study = session.scalar(select(Study).where(Study.study_instance_uid == study_uid))
+    if study is None:
+        study = Study(study_instance_uid=study_uid, created_at=now)
+        session.add(study)
+        session.flush()
+    return study
+
+
+def _series(session: Session, received: ReceivedInstance, calling_ae: str, now: datetime) -> Series:
+    series = session.scalar(select(Series).where(Series.series_instance_uid == received.series_instance_uid))
+    if series is None:
+        series = Series(
+            series_instance_uid=received.series_instance_uid,
+            study_id=_study(session, received.study_instance_uid, now).id,
+            modality=received.modality,
+            station_name=received.station_name,
+            series_description=received.series_description,
+            calling_ae=calling_ae,
+            status=SeriesStatus.RECEIVING,
+            revision=0,
+            instance_count=0,
+            first_received_at=now,
+            last_received_at=now,
+            enqueue_count=0,
+            status_reason="",
+        )
+        session.add(series)
+        session.flush()
+    return series
+
+
+def record_instance(
+    session: Session,
+    received: ReceivedInstance,
+    spool_path: str,
+    size_bytes: int,
+    calling_ae: str,
+    now: datetime,
+) -> None:
+    """Record a durably spooled instance; a repeated SOP Instance UID updates it in place."""
+    series = _series(session, received, calling_ae, now)
+    instance = session.scalar(select(Instance).where(Instance.sop_instance_uid == received.sop_instance_uid))
+    if instance is None:
+        session.add(
+            Instance(
+                sop_instance_uid=received.sop_instance_uid,
+                series_id=series.id,
+                sop_class_uid=received.sop_class_uid,
+                transfer_syntax_uid=received.transfer_syntax_uid,
+                spool_path=spool_path,
+                size_bytes=size_bytes,
+                received_at=now,
+            )
+        )
+        series.instance_count += 1
+    else:
+        instance.transfer_syntax_uid = received.transfer_syntax_uid
+        instance.size_bytes = size_bytes
+        instance.received_at = now
+    series.revision += 1
+    series.last_received_at = now
+    series.status = SeriesStatus.RECEIVING
+    series.status_reason = ""
+
+
+def queue_quiet_series(session: Session, quiet_since: datetime, now: datetime) -> list[int]:
+    """Outbox step: mark series that have been quiet long enough as queued; returns their ids."""
+    ids = list(
+        session.scalars(
+            select(Series.id).where(
+                Series.status == SeriesStatus.RECEIVING, Series.last_received_at <= quiet_since
+            )
+        )
+    )
+    if ids:
+        session.execute(
+            update(Series)
+            .where(Series.id.in_(ids), Series.status == SeriesStatus.RECEIVING)
+            .values(status=SeriesStatus.QUEUED, queued_at=now, enqueue_count=Series.enqueue_count + 1)
+        )
+    return ids
+
+
+def requeue_stuck_series(session: Session, stuck_since: datetime, now: datetime) -> list[int]:
+    """Series queued or processing for too long lost their task (broker down, worker killed).
+
+    Processing counts from the claim, not from the queueing: a task that waited in the queue (a
+    worker still starting) keeps its whole time to finish, instead of being scored twice.
+    """
+    stuck = or_(
+        and_(Series.status == SeriesStatus.QUEUED, Series.queued_at <= stuck_since),
+        and_(
+            Series.status == SeriesStatus.PROCESSING,
+            func.coalesce(Series.claimed_at, Series.queued_at) <= stuck_since,
+        ),
+    )
+    ids = list(session.scalars(select(Series.id).where(stuck)))
+    if ids:
+        session.execute(
+            update(Series)
+            .where(Series.id.in_(ids), stuck)
+            .values(status=SeriesStatus.QUEUED, queued_at=now, enqueue_count=Series.enqueue_count + 1)
+        )
+    return ids
+
+
+def request_rescore(session: Session, series: Series, now: datetime) -> None:
+    series.status = SeriesStatus.QUEUED
+    series.queued_at = now
+    series.enqueue_count += 1
+
+
+def claim_series(session: Session, series_id: int, now: datetime) -> Series | None:
+    """Move a queued series to processing; None if another delivery of the task got there first."""
+    claimed = session.execute(
+        update(Series)
+        .where(Series.id == series_id, Series.status == SeriesStatus.QUEUED)
+        .values(status=SeriesStatus.PROCESSING, claimed_at=now)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return session.get(Series, series_id)
+
+
+def instance_paths(session: Session, series_id: int) -> list[tuple[str, str]]:
+    """(spool path, SOP class) of every instance of the series."""
+    rows = session.execute(
+        select(Instance.spool_path, Instance.sop_class_uid)
+        .where(Instance.series_id == series_id)
+        .order_by(Instance.id)
+    )
+    return [(path, sop_class) for path, sop_class in rows]
+
+
+def store_assessment(
+    session: Session,
+    series_id: int,
+    revision: int,
+    outcome: SeriesStatus,
+    document: dict[str, Any],
+    started_at: datetime,
+    finished_at: datetime,
+) -> Assessment:
+    """Keep the assessment; make it current unless the series changed while it was scored."""
+    series = session.get_one(Series, series_id, with_for_update=True)
+    flag = Flag(document["flag"]) if document.get("flag") else None
+    assessment = Assessment(
+        series_id=series_id,
+        revision=revision,
+        outcome=outcome,
+        flag=flag,
+        reasons=document.get("reasons", []),
+        metrics=document.get("metrics", {}),
+        stacks=document.get("stacks", []),
+        provenance=document.get("provenance", {}),
+        instance_count=document.get("instances", 0),
+        started_at=started_at,
+        finished_at=finished_at,
+    )
+    session.add(assessment)
+    if series.revision == revision and series.status == SeriesStatus.PROCESSING:
+        series.status = outcome
+        series.flag = flag
+        series.status_reason = "; ".join(document.get("reasons", []))
+    return assessment
+
+
+def current_assessment(session: Session, series_id: int) -> Assessment | None:
+    return session.scalar(
+        select(Assessment).where(Assessment.series_id == series_id).order_by(Assessment.id.desc()).limit(1)
+    )
+
+
+def series_by_uid(session: Session, series_uid: str) -> Series | None:
+    return session.scalar(select(Series).where(Series.series_instance_uid == series_uid))
+
+
+def study_by_uid(session: Session, study_uid: str) -> Study | None:
+    return session.scalar(select(Study).where(Study.study_instance_uid == study_uid))
+
+
+def list_series(
+    session: Session,
+    *,
+    status: SeriesStatus | None = None,
+    flag: Flag | None = None,
+    modality: str | None = None,
+    station: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after_id: int | None = None,
+    limit: int = 50,
+) -> Sequence[Series]:
+    """Filtered series, newest first, keyset-paged by id (stable under concurrent inserts)."""
+    query = select(Series).order_by(Series.id.desc()).limit(limit)
+    conditions = [
+        Series.status == status if status else None,
+        Series.flag == flag if flag else None,
+        Series.modality == modality if modality else None,
+        Series.station_name == station if station else None,
+        Series.last_received_at >= since if since else None,
+        Series.last_received_at < until if until else None,
+        Series.id < after_id if after_id else None,
+    ]
+    query = query.where(*[condition for condition in conditions if condition is not None])
+    return session.scalars(query).all()
+
+
+def queue_depth(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Series).where(Series.status.in_(IN_FLIGHT))) or 0

@@ -1,0 +1,53 @@
+"""Series completion: a series is complete after a quiet period without new instances.
+
+The sweeper is the outbox relay: it marks quiet series ``queued`` in the database first, then sends
+their task. Series left ``queued``/``processing`` longer than ``requeue_after_s`` (broker down when
+sent, worker killed mid-task) are sent again; the worker's claim makes duplicates harmless. The
+same loop relays due delivery jobs (:mod:`qcgate.worker.relay`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+
+from celery import Celery
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from qcgate.core.settings import Settings
+from qcgate.store.repository import queue_quiet_series, requeue_stuck_series
+from qcgate.worker.celery_app import enqueue_assessments
+from qcgate.worker.relay import relay_due_deliveries
+
+log = logging.getLogger(__name__)
+
+
+def sweep_once(settings: Settings, sessions: sessionmaker[Session], app: Celery) -> list[int]:
+    """Queue what is due; returns the series ids sent to the broker."""
+    now = datetime.now(UTC)
+    with sessions.begin() as session:
+        due = queue_quiet_series(session, now - timedelta(seconds=settings.quiet_period_s), now)
+        due += requeue_stuck_series(session, now - timedelta(seconds=settings.requeue_after_s), now)
+    return enqueue_assessments(app, due)
+
+
+class CompletionSweeper(threading.Thread):
+    """Runs :func:`sweep_once` every ``sweep_interval_s`` until :meth:`stop`."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], app: Celery) -> None:
+        super().__init__(name="completion-sweeper", daemon=True)
+        self._settings, self._sessions, self._app = settings, sessions, app
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopping.wait(self._settings.sweep_interval_s):
+            try:
+                sweep_once(self._settings, self._sessions, self._app)
+                relay_due_deliveries(self._settings, self._sessions, self._app)
+            except SQLAlchemyError as exc:
+                log.warning("completion sweep skipped, database unavailable: %s", type(exc).__name__)
+
+    def stop(self) -> None:
+        self._stopping.set()
