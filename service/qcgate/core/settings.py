@@ -187,11 +187,3 @@ class Settings(BaseSettings):
 def get_settings(**overrides: Any) -> Settings:
     """Build settings now (never at import time) so tests and subprocesses each get their own."""
     return Settings(**overrides)
-
-
-def export_to_environment(settings: Settings) -> None:
-    """Make child processes (the worker ``serve`` starts) see exactly these settings."""
-    for name in ("data_dir", "database_url", "broker_url", "ae_title"):
-        value = getattr(settings, name)
-        if value is not None:
-            os.environ[f"QCGATE_{name.upper()}"] = str(value)
