@@ -1,6 +1,6 @@
-"""The public series document. ``GET /api/v1/series/{uid}`` and ``qcgate score --json`` both emit
-:class:`SeriesPublic`, built by :func:`series_public` from the series' header fields and its
-current assessment document."""
+"""The public schemas. ``GET /api/v1/series/{uid}`` and ``qcgate score --json`` both emit
+:class:`SeriesPublic`: a series' header and its current assessment document, built by
+:func:`series_public`; the findings' fields are the document's own, so a new one appears here too."""
 
 from __future__ import annotations
 
@@ -9,14 +9,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from qcgate.assessment.document import AssessmentDocument, AssessmentFindings, SeriesHeader
 from qcgate.core.delivery_states import DeliveryAction, DeliveryState, ReportKind
-from qcgate.core.outcomes import Flag, SeriesStatus
-
-
-class MetricPublic(BaseModel):
-    value: float
-    higher_is_better: bool
-    quality: float | None = Field(None, description="0-100, higher is better, where a calibration exists.")
+from qcgate.core.outcomes import SeriesStatus
 
 
 class TimingsPublic(BaseModel):
@@ -28,22 +23,17 @@ class TimingsPublic(BaseModel):
     receive_to_result_s: float | None = Field(None, description="Last instance received to result stored.")
 
 
-class SeriesPublic(BaseModel):
-    series_instance_uid: str
-    study_instance_uid: str
-    status: SeriesStatus
-    instances: int
-    modality: str = ""
-    station_name: str = ""
-    series_description: str = ""
-    calling_ae: str = ""
-    flag: Flag | None = None
-    reasons: list[str] = Field(default_factory=list)
-    metrics: dict[str, MetricPublic] = Field(default_factory=dict)
-    stacks: list[dict[str, Any]] = Field(
-        default_factory=list, description="Per stack: label, shape, per-slice values."
+class SeriesPublic(AssessmentFindings, SeriesHeader):
+    """A series (header fields first), what its current assessment found, then REST's own fields.
+
+    The findings are empty until the series is assessed; ``status`` and ``instances`` are the
+    series', which a newer instance or a re-score changes before the next document exists.
+    """
+
+    provenance: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The document's provenance; over REST also its assessment_id, revision.",
     )
-    provenance: dict[str, Any] = Field(default_factory=dict)
     timings: TimingsPublic = Field(default_factory=TimingsPublic)
     assessments: int = Field(0, description="How many assessments exist; the newest is current.")
 
@@ -64,22 +54,20 @@ class Accepted(BaseModel):
 
 
 def series_public(
-    header: dict[str, Any],
-    status: SeriesStatus,
-    document: dict[str, Any] | None,
+    header: SeriesHeader,
+    document: AssessmentDocument | None,
     timings: TimingsPublic,
     assessments: int,
+    **provenance_extra: Any,
 ) -> SeriesPublic:
-    """Join header fields (UIDs, modality...) with the current assessment's document, if any."""
-    result = document or {}
+    """Join a series' header with its current assessment ``document``, if any; ``provenance_extra``
+    (REST: the stored assessment's id and revision) follows the document's provenance."""
+    if document is None:
+        return SeriesPublic(**dict(header), timings=timings, assessments=assessments)
     return SeriesPublic(
-        **header,
-        status=status,
-        flag=result.get("flag"),
-        reasons=result.get("reasons", []),
-        metrics=result.get("metrics", {}),
-        stacks=result.get("stacks", []),
-        provenance=result.get("provenance", {}),
+        **dict(header),
+        **document.findings(),
+        provenance={**document.provenance.to_json(), **provenance_extra},
         timings=timings,
         assessments=assessments,
     )

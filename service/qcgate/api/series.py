@@ -13,6 +13,7 @@ from qcgate.api.deps import CeleryDep, SessionDep
 from qcgate.api.paging import decode_cursor, split_page
 from qcgate.api.schemas import Accepted, SeriesPage, SeriesPublic, TimingsPublic, series_public
 from qcgate.api.slice_plot import slice_chart, stacks_with_metric
+from qcgate.assessment.stored import stored_document, stored_header
 from qcgate.core.errors import NotFound
 from qcgate.core.outcomes import Flag, SeriesStatus
 from qcgate.store.repository import current_assessment, list_series, request_rescore, series_by_uid
@@ -34,31 +35,18 @@ def series_view(session: Session, series: Series) -> SeriesPublic:
         last_received_at=series.last_received_at,
         queued_at=series.queued_at,
     )
-    document = None
-    if assessment is not None:
-        timings.started_at, timings.finished_at = assessment.started_at, assessment.finished_at
-        timings.receive_to_result_s = (assessment.finished_at - series.last_received_at).total_seconds()
-        document = {
-            "flag": assessment.flag,
-            "reasons": assessment.reasons,
-            "metrics": assessment.metrics,
-            "stacks": assessment.stacks,
-            "provenance": {
-                **assessment.provenance,
-                "assessment_id": assessment.id,
-                "revision": assessment.revision,
-            },
-        }
-    header = {
-        "series_instance_uid": series.series_instance_uid,
-        "study_instance_uid": series.study.study_instance_uid,
-        "instances": series.instance_count,
-        "modality": series.modality,
-        "station_name": series.station_name,
-        "series_description": series.series_description,
-        "calling_ae": series.calling_ae,
-    }
-    return series_public(header, series.status, document, timings, count or 0)
+    if assessment is None:
+        return series_public(stored_header(series), None, timings, count or 0)
+    timings.started_at, timings.finished_at = assessment.started_at, assessment.finished_at
+    timings.receive_to_result_s = (assessment.finished_at - series.last_received_at).total_seconds()
+    return series_public(
+        stored_header(series),
+        stored_document(assessment),
+        timings,
+        count or 0,
+        assessment_id=assessment.id,
+        revision=assessment.revision,
+    )
 
 
 @router.get("", response_model=SeriesPage, summary="List series, newest first")
@@ -129,8 +117,10 @@ def get_slice_chart(
     assessment = current_assessment(session, series.id)
     if assessment is None:
         raise HTTPException(409, f"series is {series.status.value} and has no assessment yet")
-    stacks = stacks_with_metric(assessment.stacks, metric)
+    document = stored_document(assessment)
+    stacks = stacks_with_metric(document.stacks, metric)
     if not stacks:
         raise HTTPException(404, f"no per-slice values of {metric!r} for this series")
-    higher_is_better = bool(assessment.metrics.get(metric, {}).get("higher_is_better", True))
+    series_metric = document.metrics.get(metric)
+    higher_is_better = series_metric.higher_is_better if series_metric is not None else True
     return Response(slice_chart(metric, higher_is_better, stacks), media_type="image/svg+xml")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
-from typing import Any
+
+from qcgate.assessment.document import StackResult
 
 WIDTH, HEIGHT, MARGIN = 640, 280, 48
 LEGEND_STEP = 110  # px between stack labels, in a row above the plot
@@ -68,11 +69,11 @@ def slice_chart(
     return "\n".join(parts)
 
 
-def stacks_with_metric(stacks: Sequence[dict[str, Any]], metric: str) -> list[tuple[str, list[float | None]]]:
+def stacks_with_metric(stacks: Sequence[StackResult], metric: str) -> list[tuple[str, list[float | None]]]:
     """(label, per-slice values) of every scored stack that has per-slice values of ``metric``."""
     found = []
     for stack in stacks:
-        values = stack.get("metrics", {}).get(metric, {}).get("per_slice")
-        if stack.get("scored") and values is not None:
-            found.append((str(stack["label"]), list(values)))
+        entry = stack.metrics.get(metric)
+        if stack.scored and entry is not None and entry.per_slice is not None:
+            found.append((stack.label, list(entry.per_slice)))
     return found

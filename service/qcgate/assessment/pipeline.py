@@ -21,6 +21,7 @@ from typing import Any
 
 import pydicom
 
+from qcgate.assessment.document import AssessmentDocument, MetricValue, Provenance, StackMetric, StackResult
 from qcgate.core import __version__
 from qcgate.core.errors import NotAssessable
 from qcgate.core.outcomes import Flag, SeriesStatus
@@ -43,7 +44,10 @@ class StackReport:
 
 @dataclass(frozen=True)
 class SeriesAssessment:
-    """Everything a series' assessment produced; :meth:`document` is its JSON form."""
+    """Everything a series' assessment produced, and :attr:`result`, its validated document.
+
+    The document is built (and so validated) once, on construction; :meth:`document` is its JSON.
+    """
 
     outcome: SeriesStatus
     flag: Flag | None
@@ -52,38 +56,50 @@ class SeriesAssessment:
     stacks: list[StackReport]
     provenance: dict[str, Any]
     instances: int
+    result: AssessmentDocument = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        document = AssessmentDocument(
+            status=self.outcome,
+            instances=self.instances,
+            flag=self.flag,
+            reasons=self.reasons,
+            metrics={name: _metric(result) for name, result in self.metrics.items()},
+            stacks=[_stack(stack) for stack in self.stacks],
+            provenance=Provenance.model_validate(self.provenance),
+        )
+        object.__setattr__(self, "result", document)  # frozen: set once, here
 
     def document(self) -> dict[str, Any]:
-        return {
-            "status": self.outcome.value,
-            "instances": self.instances,
-            "flag": self.flag.value if self.flag else None,
-            "reasons": self.reasons,
-            "metrics": {name: _metric_json(result) for name, result in self.metrics.items()},
-            "stacks": [
-                {
-                    "label": stack.label,
-                    "shape": list(stack.shape),
-                    "scored": stack.scored,
-                    "skipped_reason": stack.skipped_reason,
-                    "metrics": {name: _metric_json(r, per_slice=True) for name, r in stack.metrics.items()},
-                }
-                for stack in self.stacks
-            ],
-            "provenance": self.provenance,
-        }
+        """The result's JSON form, as stored (a fresh dict each call)."""
+        return self.result.to_json()
 
 
-def _metric_json(result: MetricResult, *, per_slice: bool = False) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "value": result.value,
-        "higher_is_better": result.higher_is_better,
-        "quality": result.quality,
-    }
-    if per_slice and result.per_slice is not None:
+def _metric(result: MetricResult) -> MetricValue:
+    return MetricValue(value=result.value, higher_is_better=result.higher_is_better, quality=result.quality)
+
+
+def _stack(stack: StackReport) -> StackResult:
+    return StackResult(
+        label=stack.label,
+        shape=stack.shape,
+        scored=stack.scored,
+        skipped_reason=stack.skipped_reason,
+        metrics={name: _stack_metric(result) for name, result in stack.metrics.items()},
+    )
+
+
+def _stack_metric(result: MetricResult) -> StackMetric:
+    per_slice = None
+    if result.per_slice is not None:
         # JSON has no NaN: a slice where the metric is undefined (no foreground) becomes null.
-        data["per_slice"] = [value if math.isfinite(value) else None for value in result.per_slice]
-    return data
+        per_slice = [value if math.isfinite(value) else None for value in result.per_slice]
+    return StackMetric(
+        value=result.value,
+        higher_is_better=result.higher_is_better,
+        quality=result.quality,
+        per_slice=per_slice,
+    )
 
 
 def _provenance(suites: Sequence[MetricSuite], thresholds: Mapping[str, Threshold]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from qcgate.api.schemas import SeriesPublic, TimingsPublic, series_public
+from qcgate.assessment.document import SeriesHeader
 from qcgate.assessment.pipeline import assess_series
 from qcgate.core.settings import Settings, get_settings
 from qcgate.metrics.registry import load_suites
@@ -65,13 +66,15 @@ def score_series_files(settings: Settings, paths: Sequence[Path]) -> list[Series
         started_at = datetime.now(UTC)
         assessment = assess_series(files, suites, settings.thresholds)
         timings = TimingsPublic(started_at=started_at, finished_at=datetime.now(UTC))
-        header: dict[str, object] = {
-            "series_instance_uid": series_uid,
-            "study_instance_uid": study_uid,
-            "instances": len(files),
+        document = assessment.result
+        header = SeriesHeader(
+            series_instance_uid=series_uid,
+            study_instance_uid=study_uid,
+            status=document.status,
+            instances=len(files),
             **headers[series_uid],
-        }
-        results.append(series_public(header, assessment.outcome, assessment.document(), timings, 1))
+        )
+        results.append(series_public(header, document, timings, 1))
     return results
 
 

@@ -1,5 +1,8 @@
 """The webhook body: one assessed series as JSON, documented field by field in docs/delivery.md.
 
+The series and assessment parts are the stored header and assessment document (less the stacks),
+so a field added to the document is sent too.
+
 Built from the stored rows at each attempt; the rows of a delivered assessment do not change, so
 every retry of one delivery sends the same bytes (keys sorted, compact separators).
 """
@@ -10,38 +13,28 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from qcgate.assessment.stored import stored_document, stored_header
 from qcgate.delivery import webhooks
 from qcgate.store.delivery_repository import reports_of_assessment
 from qcgate.store.tables import Assessment, DeliveryJob, Report, Series
 
+WEBHOOK_OMITS = {"stacks"}  # per-slice values of every stack: large, and for charts, not for routing
+
 
 def series_part(series: Series) -> dict[str, Any]:
-    return {
-        "series_instance_uid": series.series_instance_uid,
-        "study_instance_uid": series.study.study_instance_uid,
-        "modality": series.modality,
-        "station_name": series.station_name,
-        "series_description": series.series_description,
-        "calling_ae": series.calling_ae,
-        "instances": series.instance_count,
-    }
+    """The series as received: its header, less its status (the assessment says how it ended)."""
+    return stored_header(series).model_dump(mode="json", exclude={"status"})
 
 
 def assessment_part(assessment: Assessment) -> dict[str, Any]:
+    """The stored assessment's document, less its per-stack values (REST has those), with its id,
+    revision and times: the envelope a receiver deduplicates and orders by."""
     return {
         "id": assessment.id,
         "revision": assessment.revision,
-        "status": assessment.outcome.value,
-        "flag": assessment.flag.value if assessment.flag else None,
-        "reasons": list(assessment.reasons),
-        "metrics": {
-            name: {key: entry.get(key) for key in ("value", "higher_is_better", "quality")}
-            for name, entry in sorted(assessment.metrics.items())
-        },
-        "instances": assessment.instance_count,
+        **stored_document(assessment).to_json(exclude=WEBHOOK_OMITS),
         "started_at": assessment.started_at.isoformat(),
         "finished_at": assessment.finished_at.isoformat(),
-        "provenance": assessment.provenance,
     }
 
 

@@ -19,11 +19,10 @@ import io
 import logging
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pydicom
@@ -31,7 +30,9 @@ from pydicom import Dataset
 from pydicom.uid import generate_uid
 from sqlalchemy.orm import Session, sessionmaker
 
+from qcgate.assessment.document import AssessmentDocument
 from qcgate.assessment.pipeline import SeriesAssessment
+from qcgate.assessment.stored import stored_document
 from qcgate.core import __version__
 from qcgate.core.delivery_states import REPORT_OF_ACTION, DeliveryState, ReportKind
 from qcgate.core.errors import ReportNotBuildable
@@ -115,7 +116,7 @@ def warm_up() -> float:
         [],
         {"software_version": __version__},
         len(evidence),
-    ).document()
+    ).result
     build_quality_report(
         evidence, document, series_instance_uid=generate_uid(), sop_instance_uid=generate_uid()
     )
@@ -134,7 +135,7 @@ def issue_reports(
     sessions: sessionmaker[Session],
     series_id: int,
     revision: int,
-    document: Mapping[str, Any],
+    document: AssessmentDocument,
     files: Sequence[Path],
     assessed_at: datetime,
 ) -> list[IssuedReport]:
@@ -142,7 +143,7 @@ def issue_reports(
 
     A report that cannot be built is logged and left out: the assessment itself is still stored.
     """
-    if not settings.sr_enabled or document.get("status") != SeriesStatus.DONE.value:
+    if not settings.sr_enabled or document.status != SeriesStatus.DONE:
         return []
     with sessions() as session:
         series = session.get(Series, series_id)
@@ -174,7 +175,7 @@ def issue_reports(
             content_datetime=assessed_at,
         )
         issued.append(_write(settings, ReportKind.SR, report, sr_number, previous_sr))
-        if settings.kos_on_fail and document.get("flag") == Flag.FAIL.value:
+        if settings.kos_on_fail and document.flag == Flag.FAIL:
             kos_series, kos_number = _next_in_series(previous_kos)
             selection = build_quality_issue_selection(
                 evidence,
@@ -198,14 +199,10 @@ def issue_reports(
 
 
 def _facts(series: Series, assessment: Assessment) -> SeriesFacts:
-    values = {
-        name: float(entry["value"])
-        for name, entry in assessment.metrics.items()
-        if isinstance(entry, Mapping) and isinstance(entry.get("value"), int | float)
-    }
+    document = stored_document(assessment)
     return SeriesFacts(
-        flag=assessment.flag,
-        metrics=values,
+        flag=document.flag,
+        metrics={name: metric.value for name, metric in document.metrics.items()},
         modality=series.modality,
         station_name=series.station_name,
         series_description=series.series_description,

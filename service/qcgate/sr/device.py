@@ -14,15 +14,14 @@ names its version and its weights' sha256.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from typing import Any
 
 from highdicom.sr import AlgorithmIdentification, DeviceObserverIdentifyingAttributes, ObserverContext
 from pydicom.sr.codedict import codes
 from pydicom.uid import UID
 
+from qcgate.assessment.document import AssessmentDocument
+from qcgate.core.settings import Threshold
 from qcgate.metrics.base import Algorithm
-from qcgate.sr.result import ReportedResult
 
 SOFTWARE_NAME = "qcgate"
 _UID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:qcgate")
@@ -46,7 +45,7 @@ def qcgate_observer(software_version: str, manufacturer: str) -> ObserverContext
     )
 
 
-def observer_contexts(result: ReportedResult, manufacturer: str) -> list[ObserverContext]:
+def observer_contexts(result: AssessmentDocument, manufacturer: str) -> list[ObserverContext]:
     """qcgate, then every learned model that scored the series, each with its own Device UID."""
     models = [
         ObserverContext(
@@ -58,17 +57,18 @@ def observer_contexts(result: ReportedResult, manufacturer: str) -> list[Observe
                 model_name=f"{algorithm.name} {algorithm.version}",
             ),
         )
-        for algorithm in result.algorithms
+        for algorithm in result.provenance.algorithms or []
     ]
-    return [qcgate_observer(result.software_version, manufacturer), *models]
+    return [qcgate_observer(result.provenance.software_version, manufacturer), *models]
 
 
-def qcgate_algorithm(result: ReportedResult) -> AlgorithmIdentification:
+def qcgate_algorithm(result: AssessmentDocument) -> AlgorithmIdentification:
     """qcgate's identification: version, metric suite versions, and the thresholds behind the flag."""
-    parameters = [f"suite {name} {version}" for name, version in result.metric_versions]
-    parameters += [_threshold(name, threshold) for name, threshold in result.thresholds]
+    provenance = result.provenance
+    parameters = [f"suite {name} {version}" for name, version in (provenance.metric_versions or {}).items()]
+    parameters += [_threshold(name, threshold) for name, threshold in (provenance.thresholds or {}).items()]
     return AlgorithmIdentification(
-        name=SOFTWARE_NAME, version=result.software_version, parameters=parameters or None
+        name=SOFTWARE_NAME, version=provenance.software_version, parameters=parameters or None
     )
 
 
@@ -79,9 +79,11 @@ def model_algorithm(algorithm: Algorithm) -> AlgorithmIdentification:
     )
 
 
-def _threshold(name: str, threshold: Mapping[str, Any]) -> str:
+def _threshold(name: str, threshold: Threshold) -> str:
     """E.g. "threshold msm (quality): warn 60.0, fail 40.0"; a limit that is not set is left out."""
     limits = ", ".join(
-        f"{level} {threshold[level]}" for level in ("warn", "fail") if threshold.get(level) is not None
+        f"{level} {limit}"
+        for level, limit in (("warn", threshold.warn), ("fail", threshold.fail))
+        if limit is not None
     )
-    return f"threshold {name} ({threshold.get('scale', 'value')}): {limits or 'no limits'}"
+    return f"threshold {name} ({threshold.scale}): {limits or 'no limits'}"

@@ -17,13 +17,14 @@ from typing import Any
 from highdicom.ko import KeyObjectSelection, KeyObjectSelectionDocument
 from pydicom import Dataset
 
+from qcgate.assessment.document import AssessmentDocument
 from qcgate.core.errors import ReportNotBuildable
 from qcgate.core.outcomes import Flag
 from qcgate.sr import codes
 from qcgate.sr.device import qcgate_observer
 from qcgate.sr.evidence import checked_evidence
 from qcgate.sr.report import MANUFACTURER
-from qcgate.sr.result import ReportedResult, read_result
+from qcgate.sr.result import reportable
 
 SERIES_NUMBER = 9902  # after the images and the report (a KO series cannot share the SR's series)
 SERIES_DESCRIPTION = "qcgate quality issue"
@@ -31,7 +32,7 @@ SERIES_DESCRIPTION = "qcgate quality issue"
 
 def build_quality_issue_selection(
     evidence: Sequence[Dataset],
-    result: Mapping[str, Any],
+    result: AssessmentDocument | Mapping[str, Any],
     *,
     series_instance_uid: str,
     sop_instance_uid: str,
@@ -48,7 +49,7 @@ def build_quality_issue_selection(
     Raises :class:`ReportNotBuildable` for a result that is not "done", not flagged warn or fail,
     malformed, or inconsistent with its evidence.
     """
-    reported = read_result(result)
+    reported = reportable(result)
     if reported.flag not in (Flag.WARN, Flag.FAIL):
         raise ReportNotBuildable(
             f'only a series flagged warn or fail has a quality issue, not "{reported.flag}"'
@@ -64,7 +65,7 @@ def build_quality_issue_selection(
         content = KeyObjectSelection(
             document_title=codes.QUALITY_ISSUE,
             referenced_objects=selected,
-            observer_device_context=qcgate_observer(reported.software_version, manufacturer),
+            observer_device_context=qcgate_observer(reported.provenance.software_version, manufacturer),
             description=_description(reported),
         )
         return KeyObjectSelectionDocument(
@@ -85,5 +86,5 @@ def build_quality_issue_selection(
         raise ReportNotBuildable(f"highdicom refused the KOS: {exc}") from exc
 
 
-def _description(result: ReportedResult) -> str:
+def _description(result: AssessmentDocument) -> str:
     return "; ".join([f"qcgate flag: {result.flag}", *result.reasons])

@@ -29,11 +29,12 @@ from highdicom.sr import (
 )
 from pydicom import Dataset
 
+from qcgate.assessment.document import AssessmentDocument
 from qcgate.core.errors import ReportNotBuildable
 from qcgate.sr import codes
 from qcgate.sr.device import SOFTWARE_NAME, derived_uid, model_algorithm, observer_contexts, qcgate_algorithm
 from qcgate.sr.evidence import PriorReport, checked_evidence
-from qcgate.sr.result import ReportedResult, read_result
+from qcgate.sr.result import overall_rating, reportable
 
 SERIES_NUMBER = 9901  # high, so viewers list the report after the images
 SERIES_DESCRIPTION = "qcgate quality report"
@@ -43,7 +44,7 @@ TRACKING_IDENTIFIER = "qcgate series quality"
 
 def build_quality_report(
     evidence: Sequence[Dataset],
-    result: Mapping[str, Any],
+    result: AssessmentDocument | Mapping[str, Any],
     *,
     series_instance_uid: str,
     sop_instance_uid: str,
@@ -55,13 +56,14 @@ def build_quality_report(
     institutional_department_name: str | None = None,
     content_datetime: datetime | None = None,
 ) -> Comprehensive3DSR:
-    """The SR of ``result`` (a stored assessment document) over the instances whose headers are ``evidence``.
+    """The SR of ``result`` (an assessment document, or its JSON) over the instances whose headers
+    are ``evidence``.
 
     ``predecessor`` is the previous SR of the same series when this is a re-score; ``content_datetime``
     is when the assessment was made (default: now). Raises :class:`ReportNotBuildable` when the result
     is not "done", is malformed, or does not match its evidence.
     """
-    reported = read_result(result)
+    reported = reportable(result)
     headers = checked_evidence(
         evidence,
         instances=reported.instances,
@@ -92,7 +94,7 @@ def build_quality_report(
             coding_schemes=[codes.coding_scheme()],
             series_description=SERIES_DESCRIPTION,
             manufacturer_model_name=SOFTWARE_NAME,
-            software_versions=reported.software_version,
+            software_versions=reported.provenance.software_version,
             content_date=None if content_datetime is None else content_datetime.date(),
             content_time=None if content_datetime is None else content_datetime.time(),
         )
@@ -118,20 +120,22 @@ def _observation_context(observers: Sequence[ObserverContext]) -> ObservationCon
     return context
 
 
-def _series_group(result: ReportedResult, series_instance_uid: str) -> MeasurementsAndQualitativeEvaluations:
+def _series_group(
+    result: AssessmentDocument, series_instance_uid: str
+) -> MeasurementsAndQualitativeEvaluations:
     """The series' measurement group; its Tracking UID is the series', so re-scores can be followed."""
-    algorithms = {algorithm.name: algorithm for algorithm in result.algorithms}
+    algorithms = {algorithm.name: algorithm for algorithm in result.provenance.algorithms or []}
     measurements = []
-    for metric in result.metrics:
-        concept = codes.metric_concept(metric.name)
-        algorithm = algorithms.get(metric.name)
+    for name, metric in result.metrics.items():
+        concept = codes.metric_concept(name)
+        algorithm = algorithms.get(name)
         algorithm_id = model_algorithm(algorithm) if algorithm is not None else None
         measurements.append(Measurement(concept.value, metric.value, concept.unit, algorithm_id=algorithm_id))
         if metric.quality is not None:
             measurements.append(
                 Measurement(concept.quality, metric.quality, codes.RANGE_0_100, algorithm_id=algorithm_id)
             )
-    rating = result.overall_rating
+    rating = overall_rating(result)
     if rating is not None:
         measurements.append(
             Measurement(codes.IMAGE_QUALITY_RATING, rating, codes.RANGE_0_100, derivation=codes.MINIMUM)

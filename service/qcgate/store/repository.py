@@ -7,7 +7,7 @@ scoring re-queues it; the newer assessment supersedes the older one, and both ar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -176,11 +176,15 @@ def store_assessment(
     series_id: int,
     revision: int,
     outcome: SeriesStatus,
-    document: dict[str, Any],
+    document: Mapping[str, Any],
     started_at: datetime,
     finished_at: datetime,
 ) -> Assessment:
-    """Keep the assessment; make it current unless the series changed while it was scored."""
+    """Keep the assessment; make it current unless the series changed while it was scored.
+
+    ``document`` is the assessment document's JSON (``AssessmentDocument.to_json()``); its parts go to
+    their own columns, and :func:`assessment_json` puts them back together.
+    """
     series = session.get_one(Series, series_id, with_for_update=True)
     flag = Flag(document["flag"]) if document.get("flag") else None
     assessment = Assessment(
@@ -202,6 +206,20 @@ def store_assessment(
         series.flag = flag
         series.status_reason = "; ".join(document.get("reasons", []))
     return assessment
+
+
+def assessment_json(assessment: Assessment) -> dict[str, Any]:
+    """A stored assessment's document as JSON, as :func:`store_assessment` was given it (rows of every
+    version hold these columns; ``AssessmentDocument.from_stored`` reads the result)."""
+    return {
+        "status": assessment.outcome.value,
+        "instances": assessment.instance_count,
+        "flag": assessment.flag.value if assessment.flag else None,
+        "reasons": assessment.reasons,
+        "metrics": assessment.metrics,
+        "stacks": assessment.stacks,
+        "provenance": assessment.provenance,
+    }
 
 
 def current_assessment(session: Session, series_id: int) -> Assessment | None:

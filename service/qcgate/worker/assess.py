@@ -63,11 +63,11 @@ def assess_queued_series(context: WorkerContext, series_id: int) -> Assessed:
         assessment = failed_assessment(f"internal error while scoring: {type(exc).__name__}", len(files))
     elapsed = time.perf_counter() - clock
     finished_at = datetime.now(UTC)
-    document = assessment.document()
+    document = assessment.result
     reports = issue_reports(settings, context.sessions, series_id, revision, document, files, finished_at)
     with context.sessions.begin() as session:
         stored = store_assessment(
-            session, series_id, revision, assessment.outcome, document, started_at, finished_at
+            session, series_id, revision, document.status, document.to_json(), started_at, finished_at
         )
         jobs = record_publication(session, settings, stored, reports)
     metrics = instruments()
