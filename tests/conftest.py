@@ -1,5 +1,6 @@
-"""Shared fixtures: qcgate on free ports, a private PostgreSQL database, a Redis database, and the
-delivery peers qcgate sends to: DCMTK storescp and Orthanc as PACS, a webhook receiver."""
+"""Shared fixtures: qcgate on free ports, a private PostgreSQL database, a Redis database of this
+session's own, and the delivery peers qcgate sends to: DCMTK storescp and Orthanc as PACS, a webhook
+receiver. A missing peer skips its tests, or fails them under ``CI=true`` (``require_peer``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import secrets
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +17,21 @@ import pytest
 import redis
 
 from qcgate.harness.orthanc_peer import ORTHANC, OrthancPeer
-from qcgate.harness.peers import QCGate, free_port, qcgate_env
+from qcgate.harness.peers import QCGate, free_port, qcgate_env, require_peer
 from qcgate.harness.storescp_peer import STORESCP, StorescpPacs
 from qcgate.harness.webhook_receiver import WebhookReceiver
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-REDIS_URL = "redis://127.0.0.1:6379/11"
+REDIS_SERVER = "redis://127.0.0.1:6379"
+REDIS_DATABASES = 16  # Redis' default; database 0 holds the claims, 1-15 are for test sessions
+REDIS_CLAIM = "qcgate-test:db:{}"
+REDIS_CLAIM_TTL_S = 6 * 3600  # renewed by every test that uses Redis
+_RELEASE_IF_OURS = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
+_RENEW_IF_OURS = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('expire', KEYS[1], ARGV[2]) end return 0"
+)
 PEERS_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "peers.sh"
 
 
@@ -47,14 +58,31 @@ def start_qcgate(tmp_path: Path) -> Iterator[Callable[..., QCGate]]:
         gate.stop()
 
 
-@pytest.fixture(scope="session")
-def peers_running() -> None:
-    """Start Redis and PostgreSQL (installing them if need be) when a test needs them and they are down."""
+def _postgres_answers() -> bool:
     try:
         psycopg.connect(POSTGRES_ADMIN, connect_timeout=3).close()
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
-    except (psycopg.OperationalError, redis.ConnectionError):
-        subprocess.run(["bash", str(PEERS_SCRIPT)], check=True)
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+def _redis_answers() -> bool:
+    try:
+        with redis.Redis.from_url(REDIS_SERVER, socket_connect_timeout=3) as client:
+            client.ping()
+    except redis.ConnectionError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def peers_running() -> None:
+    """Start Redis and PostgreSQL (installing them if need be) when a test needs them and they are down;
+    if they still do not answer, skip (fail under CI=true)."""
+    if not (_postgres_answers() and _redis_answers()):
+        subprocess.run(["bash", str(PEERS_SCRIPT)], check=False)
+    require_peer("PostgreSQL at 127.0.0.1:5432", _postgres_answers())
+    require_peer("Redis at 127.0.0.1:6379", _redis_answers())
 
 
 @pytest.fixture
@@ -68,18 +96,55 @@ def postgres_url(peers_running: None) -> Iterator[str]:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@dataclass(frozen=True)
+class RedisClaim:
+    """A Redis database this test session holds alone; ``key`` on database 0 holds our ``token``."""
+
+    url: str
+    key: str
+    token: str
+
+
+@pytest.fixture(scope="session")
+def redis_database(peers_running: None) -> Iterator[RedisClaim]:
+    """Claim a free Redis database for this session (SET NX of ``qcgate-test:db:N`` on database 0, with
+    an expiry so that a crashed session's claim lapses), so that test runs sharing one Redis server never
+    flush each other's queues; released at the end of the session."""
+    token = uuid.uuid4().hex
+    with redis.Redis.from_url(f"{REDIS_SERVER}/0") as admin:
+        for number in range(1, REDIS_DATABASES):
+            key = REDIS_CLAIM.format(number)
+            if admin.set(key, token, nx=True, ex=REDIS_CLAIM_TTL_S):
+                break
+        else:
+            pytest.fail(f"Redis databases 1-{REDIS_DATABASES - 1} are all claimed by other test runs")
+        claim = RedisClaim(f"{REDIS_SERVER}/{number}", key, token)
+        with redis.Redis.from_url(claim.url) as client:
+            client.flushdb()  # whatever a crashed earlier holder left behind
+        yield claim
+        with redis.Redis.from_url(claim.url) as client:
+            client.flushdb()
+        admin.eval(_RELEASE_IF_OURS, 1, key, token)
+
+
 @pytest.fixture
-def redis_url(peers_running: None) -> Iterator[str]:
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
+def redis_url(redis_database: RedisClaim) -> Iterator[str]:
+    """This session's Redis database, empty before and after the test; renews the session's claim."""
+    with redis.Redis.from_url(f"{REDIS_SERVER}/0") as admin:
+        renewed = admin.eval(_RENEW_IF_OURS, 1, redis_database.key, redis_database.token, REDIS_CLAIM_TTL_S)
+    assert renewed == 1, f"our claim {redis_database.key} on Redis lapsed and another run may hold it"
+    with redis.Redis.from_url(redis_database.url) as client:
+        client.flushdb()
+        yield redis_database.url
+        client.flushdb()
 
 
 def _require(executable: str, package: str) -> None:
-    """Skip, naming the fix, when a peer's binary is absent (``make test`` runs scripts/peers.sh first)."""
-    if not Path(executable).exists():
-        pytest.skip(f"{executable} is missing: `bash scripts/peers.sh` installs Debian's {package}")
+    """Skip (fail under CI=true), naming the fix, when a peer's binary is absent (``make test`` runs
+    scripts/peers.sh first)."""
+    require_peer(
+        executable, Path(executable).exists(), f"`bash scripts/peers.sh` installs Debian's {package}"
+    )
 
 
 @pytest.fixture

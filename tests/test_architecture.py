@@ -30,6 +30,7 @@ def test_service_source_never_imports_torch() -> None:
     assert offenders == []
 
 
+@pytest.mark.slow  # a fresh interpreter imports every module: about 3 s
 def test_importing_every_service_module_loads_no_torch() -> None:
     modules = sorted(
         ".".join(path.relative_to(SERVICE).with_suffix("").parts)

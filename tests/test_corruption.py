@@ -93,6 +93,7 @@ def test_corruption_types_are_the_published_list() -> None:
     )
 
 
+@pytest.mark.slow  # a fresh interpreter imports the package: about 2 s
 def test_the_package_runs_without_torch() -> None:
     """The benchmark and service-side evaluation import it where torch is not installed."""
     script = (

@@ -28,6 +28,8 @@ from qcgate.models.checkpoint import save_checkpoint  # noqa: E402
 from qcgate.models.registry import list_models  # noqa: E402
 from tests.tiny_models import export_tiny_models, tiny_model  # noqa: E402
 
+pytestmark = pytest.mark.slow  # exports every model to ONNX and checks parity: about 30 s in all
+
 MODELS = list_models()
 
 

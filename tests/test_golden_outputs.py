@@ -31,12 +31,14 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return generate(tmp_path_factory.mktemp("golden"))
 
 
+@pytest.mark.slow  # the golden series are generated and scored first: about 3 s
 def test_the_golden_files_are_the_generated_set(generated: dict[str, Any]) -> None:
     committed = sorted(path.name for path in GOLDEN_DIR.glob("*.json"))
     assert committed == sorted(generated)
     assert len(committed) == 2 * len(SERIES)
 
 
+@pytest.mark.slow  # the golden series are generated and scored first: about 3 s
 @pytest.mark.parametrize(
     "name", [f"{kind}_{series.name}.json" for series in SERIES for kind in ("series", "sr")]
 )
@@ -45,6 +47,7 @@ def test_output_matches_golden(generated: dict[str, Any], name: str) -> None:
     assert_same(golden, generated[name], name)
 
 
+@pytest.mark.slow  # the golden series are generated and scored first: about 3 s
 def test_every_metric_has_a_value(generated: dict[str, Any]) -> None:
     """The inputs exercise every metric, classic and learned: none is missing or null."""
     for series in SERIES:
@@ -57,6 +60,7 @@ def test_every_metric_has_a_value(generated: dict[str, Any]) -> None:
             assert isinstance(metrics[name]["quality"], float), name
 
 
+@pytest.mark.slow  # the golden series are generated and scored first: about 3 s
 def test_the_comparison_notices_a_changed_value(generated: dict[str, Any]) -> None:
     """The comparison is not vacuous: a metric off by 1e-5 relative, or a changed code, is caught,
     while a changed timing or UID is not."""

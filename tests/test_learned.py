@@ -29,6 +29,8 @@ from qcgate.metrics.registry import load_suites  # noqa: E402
 from qcgate.models.registry import list_models  # noqa: E402
 from tests.tiny_models import export_tiny_models  # noqa: E402
 
+pytestmark = pytest.mark.slow  # every test needs the tiny models exported to ONNX: about 17 s
+
 MODELS = list_models()
 
 

@@ -90,6 +90,7 @@ def test_seeded_construction_and_forward_are_deterministic(name: str) -> None:
         assert not torch.equal(first.scorer()(x)[0], other.scorer()(x)[0])
 
 
+@pytest.mark.slow  # full-size windows through every network: about 4 s in all
 @pytest.mark.parametrize("name", MODELS)
 def test_a_window_scores_the_same_alone_or_in_a_batch(name: str) -> None:
     model = tiny(name)
@@ -160,6 +161,7 @@ def test_pairwise_classifier_is_symmetric_under_swapping_the_pair() -> None:
     torch.testing.assert_close(classifier.probabilities(a, b).sum(dim=1), torch.ones(5))
 
 
+@pytest.mark.slow  # trains or round-trips a model: about 2 s
 def test_pairwise_training_learns_to_rank() -> None:
     """Scores and classifier trained jointly by cross-entropy recover a known order of 8 items."""
     torch.manual_seed(0)
@@ -179,6 +181,7 @@ def test_pairwise_training_learns_to_rank() -> None:
     assert torch.equal(torch.argsort(scores.detach()), torch.argsort(truth))
 
 
+@pytest.mark.slow  # trains or round-trips a model: about 2 s
 @pytest.mark.parametrize("name", MODELS)
 def test_checkpoint_rebuilds_the_model_with_its_provenance(name: str, tmp_path: Path) -> None:
     model = tiny(name, seed=3)

@@ -33,7 +33,7 @@ from pynetdicom import AE
 from qcgate.harness import orthanc_peer, storescp_peer
 from qcgate.harness import webhook_receiver as webhook_module
 from qcgate.harness.orthanc_peer import OrthancPeer
-from qcgate.harness.peers import storescu
+from qcgate.harness.peers import require_peer, storescu
 from qcgate.harness.storescp_peer import StorescpPacs, dcmsend
 from qcgate.harness.webhook_receiver import WebhookReceiver, sign, signed_headers
 from qcgate.synthetic.dicom_series import write_series
@@ -387,3 +387,13 @@ def test_public_names_are_exported(module: ModuleType) -> None:
         )
     }
     assert sorted(module.__all__) == sorted(defined)
+
+
+def test_a_missing_peer_skips_but_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    require_peer("storescp", True)  # present: the test goes on
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="storescp is missing: install dcmtk"):
+        require_peer("storescp", False, "install dcmtk")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"storescp is missing: install dcmtk \(CI=true"):
+        require_peer("storescp", False, "install dcmtk")

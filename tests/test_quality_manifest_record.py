@@ -26,6 +26,7 @@ def test_headline_figures_name_the_worst_corruption_type_and_skip_undefined_ones
     assert figures["quality_copies"] == 9.0
 
 
+@pytest.mark.slow  # scores every shipped model: about 18 s
 def test_recording_updates_scored_models_and_keeps_files_verifiable(tmp_path: Path) -> None:
     export_tiny_models(tmp_path)
     path = tmp_path / "manifest.json"

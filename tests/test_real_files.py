@@ -21,6 +21,8 @@ from qcgate.metrics.registry import load_suites
 from qcgate.receiver.scp import start_receiver
 from qcgate.store.database import create_database_engine, session_factory, upgrade_database
 
+pytestmark = pytest.mark.slow  # each real file goes through the receiver and the scoring pipeline: 3-4 s each
+
 REAL_FILES = [
     "MR_small.dcm",
     "MR_small_implicit.dcm",

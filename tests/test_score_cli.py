@@ -36,6 +36,7 @@ def test_score_json_matches_the_rest_document(start_qcgate: Callable[..., QCGate
     assert offline["metrics"] == served["metrics"]
 
 
+@pytest.mark.slow  # a `qcgate score` process imports the whole stack: about 2 s
 def test_score_separates_series_and_skips_non_dicom(tmp_path: Path) -> None:
     write_phantom_series(tmp_path / "a", shape=(8, 64, 64), seed=1)
     write_phantom_series(tmp_path / "b", shape=(8, 64, 64), seed=2)
@@ -52,6 +53,7 @@ def test_score_separates_series_and_skips_non_dicom(tmp_path: Path) -> None:
     assert "notes.txt" in scored.stderr
 
 
+@pytest.mark.slow  # a `qcgate score` process imports the whole stack: about 2 s
 def test_score_without_mr_series_exits_2(tmp_path: Path) -> None:
     (tmp_path / "empty.txt").write_text("nothing")
     scored = subprocess.run(

@@ -69,7 +69,11 @@ def test_changing_only_the_contrast_keeps_the_anatomy_and_pose() -> None:
         assert example.provenance["fov_mm"] == examples[0].provenance["fov_mm"]
 
 
-@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize(
+    "source",
+    # mni loads and resamples the MNI template (about 2 s): slow
+    [pytest.param(source, marks=pytest.mark.slow) if source == "mni" else source for source in SOURCES],
+)
 def test_every_source_renders_an_object_with_content(source: str) -> None:
     for seed in range(3):
         example = synthesize_slice(seed, only(source))
@@ -166,6 +170,7 @@ def test_scanner_renders_csf_against_white_matter(contrast: str, csf_brighter: b
     assert acquired.foreground.all()
 
 
+@pytest.mark.slow  # loads and resamples the MNI template: about 2 s
 def test_mni_loads_without_network(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError(f"network access attempted: {args}")
@@ -177,6 +182,7 @@ def test_mni_loads_without_network(monkeypatch: pytest.MonkeyPatch) -> None:
     assert example.foreground.mean() > 0.3
 
 
+@pytest.mark.slow  # loads the MNI template and two label maps: about 2 s
 def test_label_maps_have_more_fine_detail_than_the_mni_template() -> None:
     def high_frequency_energy(example: SyntheticImage) -> float:
         inside = ndimage.binary_erosion(example.foreground, iterations=3)

@@ -70,6 +70,7 @@ def test_rescaled_series_passes_dciodvfy(tmp_path: Path) -> None:
     assert dciodvfy_errors(write_series(datasets, tmp_path)[0]) == []
 
 
+@pytest.mark.slow  # renders the MNI template and runs dciodvfy: about 1.5 s
 def test_mni_template_series_passes_dciodvfy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def no_network(*args: object, **kwargs: object) -> None:
         raise AssertionError("loading the MNI template tried to use the network")

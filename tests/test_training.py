@@ -73,6 +73,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
+@pytest.mark.slow  # trains and exports a model
 @pytest.mark.parametrize("name", MODELS)
 def test_a_tiny_run_is_deterministic_and_its_checkpoint_exports(
     name: str, cache: Path, tmp_path: Path
@@ -93,6 +94,7 @@ def test_a_tiny_run_is_deterministic_and_its_checkpoint_exports(
     assert entry.input.normalisation == "stack_foreground_p99"
 
 
+@pytest.mark.slow  # trains and exports a model
 def test_validation_calibrates_and_the_calibrated_export_ships_it(cache: Path, tmp_path: Path) -> None:
     run = train(tiny_config("msm"), seed=4, out=tmp_path, steps=2, cache_dir=cache)
     assert run.validation is not None
@@ -110,6 +112,7 @@ def test_validation_calibrates_and_the_calibrated_export_ships_it(cache: Path, t
     assert np.all(np.diff(calibration.quality) <= 0)  # MSM: lower is better
 
 
+@pytest.mark.slow  # trains and exports a model
 def test_the_command_line_trains_and_reports(cache: Path, tmp_path: Path) -> None:
     config = tmp_path / "tiny.json"
     config.write_text(
@@ -169,6 +172,7 @@ def test_the_loader_refuses_evaluation_data(name: str) -> None:
         samples[0]
 
 
+@pytest.mark.slow  # renders and checks every sample of every model: about 3 s in all
 @pytest.mark.parametrize("name", MODELS)
 def test_the_loader_guards_every_sample(name: str, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     checked: list[dict[str, Any]] = []

@@ -62,6 +62,7 @@ def test_no_training_module_imports_evaluation_data() -> None:
     assert offenders == []
 
 
+@pytest.mark.slow  # a fresh interpreter imports the training side: about 2 s
 def test_importing_the_guard_and_the_data_side_loads_no_evaluation_data() -> None:
     script = (
         "import sys, qcgate.models.evaluation_guard, qcgate.models.corruption, qcgate.models.synthesis\n"
@@ -100,6 +101,7 @@ def test_provenance_marks_every_evaluation_image_and_copy_and_is_refused(
             assert_not_evaluation_data(np.zeros((8, 8)), provenance)
 
 
+@pytest.mark.slow  # checks every slice of every evaluation image: about 2 s
 def test_every_evaluation_slice_is_refused(images: list[EvaluationImage]) -> None:
     for image in images:
         for slice_ in image.volume:
@@ -126,6 +128,7 @@ def test_the_unused_volume_of_a_4d_source_is_refused() -> None:
         assert_not_evaluation_data(np.ascontiguousarray(second[::-1, ::-1, :].transpose(2, 1, 0)))
 
 
+@pytest.mark.slow  # corrupts or renders full-size images: seconds each
 @pytest.mark.parametrize("kind", CORRUPTION_TYPES)
 def test_corrupted_copies_are_refused(images: list[EvaluationImage], kind: str) -> None:
     specs = [spec for spec in copy_specs([kind], [0.5, 1.0], 0) if spec.kind != CLEAN]
@@ -135,6 +138,7 @@ def test_corrupted_copies_are_refused(images: list[EvaluationImage], kind: str) 
                 assert_not_evaluation_data(corrupted_volume(image, spec, TEST_SEED)[0])
 
 
+@pytest.mark.slow  # corrupts or renders full-size images: seconds each
 def test_random_combinations_of_corruptions_are_refused(images: list[EvaluationImage]) -> None:
     for image in images:
         for spec in copy_specs([], [], 4)[1:]:
@@ -142,6 +146,7 @@ def test_random_combinations_of_corruptions_are_refused(images: list[EvaluationI
                 assert_not_evaluation_data(corrupted_volume(image, spec, TEST_SEED)[0])
 
 
+@pytest.mark.slow  # corrupts or renders full-size images: seconds each
 def test_synthetic_training_images_are_accepted() -> None:
     registry = load_registry()
     for seed in range(1000, 1100):  # calibration used seeds 0-299

@@ -20,6 +20,20 @@ from pynetdicom.sop_class import Verification
 
 DCMTK_STORESCU = "/usr/bin/storescu"
 DCMTK_ECHOSCU = "/usr/bin/echoscu"
+PEERS_FIX = "`bash scripts/peers.sh` installs and starts it"
+
+
+def require_peer(name: str, available: bool, fix: str = PEERS_FIX) -> None:
+    """In a test: go on when the peer ``name`` is ``available``; otherwise skip, naming ``fix``, or,
+    under ``CI=true``, fail: a CI run that skipped its peers would pass without testing them."""
+    if available:
+        return
+    import pytest  # only tests call this; the benchmarks import this module without pytest
+
+    message = f"{name} is missing: {fix}"
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        pytest.fail(f"{message} (CI=true: a missing peer fails the run)", pytrace=False)
+    pytest.skip(message)
 
 
 def free_port() -> int:

@@ -32,6 +32,7 @@ Failure injection, consumed one request at a time in the order queued:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -56,6 +57,7 @@ __all__ = [
 SIGNATURE_HEADER = "X-QCGate-Signature"
 TIMESTAMP_HEADER = "X-QCGate-Timestamp"
 DELIVERY_HEADER = "X-QCGate-Delivery"
+_POLL_INTERVAL_S = 0.02
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -125,9 +127,9 @@ class WebhookReceiver:
         return f"http://127.0.0.1:{self.port}/webhook"
 
     def start(self) -> WebhookReceiver:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="webhook-receiver", daemon=True
-        )
+        # A short poll: stop() waits for it, and tests stop a receiver each (the default is 0.5 s).
+        serve = functools.partial(self._server.serve_forever, poll_interval=_POLL_INTERVAL_S)
+        self._thread = threading.Thread(target=serve, name="webhook-receiver", daemon=True)
         self._thread.start()
         return self
 

@@ -17,14 +17,25 @@ class _HasId(Protocol):
 Row = TypeVar("Row", bound=_HasId)
 
 
+MAX_ID = 2**63 - 1  # the largest row id of any database here (a larger one overflows the driver: a 500)
+
+
+def encode_cursor(row_id: int) -> str:
+    return base64.urlsafe_b64encode(str(row_id).encode()).decode()
+
+
 def decode_cursor(cursor: str | None) -> int | None:
-    """The id to continue after; 400 for a cursor this API did not issue."""
+    """The id to continue after; 400 for a cursor this API did not issue (only ``encode_cursor`` of an
+    id is one: ``int()`` alone would take " 3", "1_0", other scripts' digits and ids out of range)."""
     if not cursor:
         return None
     try:
-        return int(base64.urlsafe_b64decode(cursor.encode()).decode())
+        row_id = int(base64.urlsafe_b64decode(cursor.encode()).decode())
     except ValueError as exc:
         raise HTTPException(400, "the cursor is not one this API issued") from exc
+    if not 1 <= row_id <= MAX_ID or encode_cursor(row_id) != cursor:
+        raise HTTPException(400, "the cursor is not one this API issued")
+    return row_id
 
 
 def split_page(rows: Sequence[Row], limit: int) -> tuple[Sequence[Row], str | None]:
@@ -32,4 +43,4 @@ def split_page(rows: Sequence[Row], limit: int) -> tuple[Sequence[Row], str | No
     page = rows[:limit]
     if len(rows) <= limit:
         return page, None
-    return page, base64.urlsafe_b64encode(str(page[-1].id).encode()).decode()
+    return page, encode_cursor(page[-1].id)
