@@ -569,6 +569,17 @@ def test_only_a_cursor_this_api_issued_is_accepted(api: Api, path: str, cursor: 
     assert "cursor" in assert_problem(api.client.get(path, params={"cursor": cursor}), 400)["detail"]
 
 
+@pytest.mark.parametrize(
+    ("name", "moment"), [("until", "0001-01-01T00:00:00+01:00"), ("since", "9999-12-31T23:59:59-01:00")]
+)
+def test_a_time_that_overflows_in_utc_is_a_400(api: Api, name: str, moment: str) -> None:
+    """Year 1 east of UTC and year 9999 west of it cannot be converted: this was a 500."""
+    assert (
+        "out of range"
+        in assert_problem(api.client.get("/api/v1/series", params={name: moment}), 400)["detail"]
+    )
+
+
 def test_rescore_queues_a_finished_series_and_sends_its_task(api: Api) -> None:
     before = api.series(DONE_UID)
     accepted = api.client.post(f"/api/v1/series/{DONE_UID}/rescore")

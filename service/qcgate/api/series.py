@@ -62,8 +62,14 @@ def get_series_list(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> SeriesPage:
     for name, moment in (("since", since), ("until", until)):
-        if moment is not None and moment.tzinfo is None:
+        if moment is None:
+            continue
+        if moment.tzinfo is None:
             raise HTTPException(400, f"{name} needs a timezone, e.g. 2026-11-21T10:00:00Z")
+        try:
+            moment.astimezone(UTC)  # the store compares in UTC: year 1 or 9999 may not convert
+        except OverflowError as exc:
+            raise HTTPException(400, f"{name} is out of range once converted to UTC") from exc
     rows = list_series(
         session,
         status=status,
