@@ -74,10 +74,10 @@ class GoldenSeries:
 
 
 # 24 slices of 64 x 64 are enough for every metric (classic and the three learned ones) to give a
-# value; the first series passes, the second is noisy enough to warn and fail (reasons, FAIL finding).
+# value; the first series has little noise, the second enough to fail (reasons, findings, FAIL).
 SERIES: tuple[GoldenSeries, ...] = (
     GoldenSeries(
-        name="a_axial_pass",
+        name="a_axial_low_noise",
         shape=(24, 64, 64),
         noise_fraction=0.02,
         seed=3,
@@ -89,7 +89,7 @@ SERIES: tuple[GoldenSeries, ...] = (
         sr_sop_uid="2.25.101010101010101010101010101010104",
     ),
     GoldenSeries(
-        name="b_sagittal_fail",
+        name="b_sagittal_high_noise",
         shape=(24, 64, 64),
         noise_fraction=0.3,
         seed=5,

@@ -28,6 +28,8 @@ def document_json() -> dict[str, Any]:
         "status": "done",
         "instances": 3,
         "flag": "warn",
+        "quality": 47.5,
+        "findings": [{"kind": "noise", "severity": 55.0, "slices": [2, 3], "stack": "axial"}],
         "reasons": ["snrd 2.5 is below the warn limit 3.0 (higher is better)"],
         "metrics": {
             "snrd": {"value": 2.5, "higher_is_better": True, "quality": None},
@@ -158,6 +160,8 @@ def test_the_webhook_sends_the_stored_document_less_the_stacks() -> None:
         metrics=data["metrics"],
         stacks=data["stacks"],
         provenance=data["provenance"],
+        quality=data["quality"],
+        findings=data["findings"],
         instance_count=data["instances"],
         started_at=now,
         finished_at=now,

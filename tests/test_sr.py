@@ -21,14 +21,17 @@ from pydicom.config import strict_reading
 from pydicom.uid import generate_uid
 from pydicom.valuerep import DS
 
+from qcgate.assessment.document import Finding
 from qcgate.assessment.pipeline import SeriesAssessment, assess_series, failed_assessment
+from qcgate.assessment.verdict import SeriesVerdict
 from qcgate.core.errors import ReportNotBuildable
 from qcgate.core.outcomes import Flag, SeriesStatus
 from qcgate.core.settings import Settings
+from qcgate.harness.peers import require_peer
 from qcgate.metrics.base import Algorithm, MetricResult
 from qcgate.metrics.classic import ClassicMetrics
 from qcgate.sr import PriorReport, build_quality_issue_selection, build_quality_report
-from qcgate.sr.codes import METRICS, PRIVATE_SCHEME
+from qcgate.sr.codes import ARTIFACT_KINDS, ARTIFACT_SEVERITY, METRICS, PRIVATE_SCHEME
 from qcgate.sr.device import derived_uid
 from qcgate.synthetic.demo_series import noisy_phantom
 from qcgate.synthetic.dicom_series import mr_series_datasets, write_series
@@ -54,6 +57,7 @@ class Scenario:
 
     flag: Flag
     learned: dict[str, float | None]
+    verdict: SeriesVerdict = SeriesVerdict(None, ())
 
 
 SCENARIOS = {
@@ -61,6 +65,17 @@ SCENARIOS = {
     "calibrated-warn": Scenario(Flag.WARN, {"msm": 81.5, "hysnet": 55.25, "rank_effnet": 73.0}),
     "uncalibrated-fail": Scenario(Flag.FAIL, {"msm": None, "hysnet": None}),
     "partly-calibrated-fail": Scenario(Flag.FAIL, {"msm": None, "rank_effnet": 12.5}),
+    "verdict-with-findings-fail": Scenario(
+        Flag.FAIL,
+        {"msm": 40.0},
+        SeriesVerdict(
+            22.5,
+            (
+                Finding(kind="motion", severity=81.0, slices=[4, 5, 6], stack="axial"),
+                Finding(kind="wrap_around", severity=55.5, slices=[2], stack="axial"),
+            ),
+        ),
+    ),
 }
 
 
@@ -101,6 +116,7 @@ def result_document(assessment: SeriesAssessment, scenario: Scenario) -> dict[st
         reasons=reasons,
         metrics={**assessment.metrics, **learned},
         provenance=provenance,
+        verdict=scenario.verdict,
     )
     return flagged.document()
 
@@ -127,8 +143,8 @@ def read_strictly(path: Path) -> pydicom.Dataset:
 
 def tool(name: str) -> str:
     executable = shutil.which(name)
-    if executable is None:
-        pytest.skip(f"{name} is not installed (dicom3tools / dcmtk): run scripts/peers.sh")
+    require_peer(name, executable is not None, "`bash scripts/peers.sh` installs dicom3tools and dcmtk")
+    assert executable is not None
     return executable
 
 
@@ -164,8 +180,12 @@ def expected_numbers(document: dict[str, Any]) -> dict[tuple[str, str], float]:
     expected = {(PRIVATE_SCHEME, name): metric["value"] for name, metric in document["metrics"].items()}
     qualities = {name: m["quality"] for name, m in document["metrics"].items() if m["quality"] is not None}
     expected |= {(PRIVATE_SCHEME, f"{name}-q"): quality for name, quality in qualities.items()}
-    if qualities:
-        expected[("DCM", "111029")] = min(qualities.values())
+    if document.get("quality") is not None:
+        expected[("DCM", "111029")] = document["quality"]  # the series verdict, not a metric's
+    expected |= {
+        (PRIVATE_SCHEME, ARTIFACT_SEVERITY[f["kind"]].value): f["severity"]
+        for f in document.get("findings", [])
+    }
     return expected
 
 
@@ -198,6 +218,11 @@ def test_every_score_reads_back_strictly_as_in_the_result(
     assert numbers(sr) == expected_numbers(document)
     findings = [item for item in content_items(sr) if concept(item) == ("DCM", "111052")]
     assert [item.ConceptCodeSequence[0].CodeValue for item in findings] == [scenario.flag.value]
+    artifacts = [item for item in content_items(sr) if concept(item) == ("DCM", "111207")]
+    kinds = {code.value: kind for kind, code in ARTIFACT_KINDS.items()}
+    assert [kinds[item.ConceptCodeSequence[0].CodeValue] for item in artifacts] == [
+        finding.kind for finding in scenario.verdict.findings
+    ]
     rating = [item for item in content_items(sr) if concept(item) == ("DCM", "111029")]
     assert all(
         item.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0].CodeValue == "{0:100}"

@@ -116,7 +116,13 @@ def score_once(files: Sequence[Path], suites: Sequence[TimedSuite], settings: Se
     for suite in suites:
         suite.seconds = 0.0
     clock = time.perf_counter()
-    assessment = assess_series(files, suites, settings.thresholds)
+    assessment = assess_series(
+        files,
+        suites,
+        settings.thresholds,
+        limits=settings.verdict_limits,
+        series_filter=settings.series_filter,
+    )
     total = time.perf_counter() - clock
     if assessment.outcome is not SeriesStatus.DONE:
         raise RuntimeError(f"the benchmark series was not scored: {assessment.outcome} {assessment.reasons}")

@@ -6,7 +6,9 @@ depend on the machine's speed; on this project's idle 2-core CPU the longest, ra
 in 28 minutes and validates in 2 more, docs/training.md). Each run validates and calibrates itself
 (:mod:`qcgate.models.training`); the export writes the ONNX files, parity figures and a new Device UID per
 model into the manifest. ``qcgate.bench.quality --record-manifest`` then adds the
-benchmark figures of the shipped version.
+benchmark figures of the shipped version. Last, the series verdict model is refitted
+(:mod:`qcgate.models.verdict.train`, deterministic from its code-keyed data cache) into
+``qcgate/contract/verdict/verdict.json``.
 
 **Release gate.** A model ships only if its held-out synthetic validation reaches
 :data:`MIN_VALIDATION_SRCC` (Spearman with SSIM within images, all corruption types): a metric
@@ -24,12 +26,16 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from qcgate.contract.verdict_model import default_verdict_path
 from qcgate.models import calibration, train
+from qcgate.models.verdict import train as verdict_train
 
 __all__ = ["MIN_VALIDATION_SRCC", "RELEASE", "ReleaseRun", "main", "passes_gate"]
 
 CONFIGS = Path(__file__).resolve().parent / "training" / "configs"
 DEFAULT_RUNS = Path(__file__).resolve().parents[2] / "runs" / "release"
+VERDICT = "verdict"  # the series verdict (qcgate.models.verdict), after the ONNX models
+VERDICT_DATA = Path(__file__).resolve().parents[2] / "runs" / "verdict"
 VERSION = "1.0.0"
 MIN_VALIDATION_SRCC = 0.5
 
@@ -56,10 +62,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="checkpoints and run reports")
     parser.add_argument("--out", type=Path, default=None, help="ONNX folder (default: the shipped one)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--only", nargs="*", help="train only these models (default: all)")
+    parser.add_argument("--only", nargs="*", help="train only these models, 'verdict' too (default: all)")
     parser.add_argument("--trained-on", default=f"{os.cpu_count()} CPU cores", help="for the manifest")
     args = parser.parse_args(argv)
     chosen = [run for run in RELEASE if not args.only or run.name in args.only]
+    status = _release_onnx(args, chosen) if chosen else 0
+    if status == 0 and (not args.only or VERDICT in args.only):
+        status = verdict_train.main(["--out", str(default_verdict_path()), "--data", str(VERDICT_DATA)])
+    return status
+
+
+def _release_onnx(args: argparse.Namespace, chosen: list[ReleaseRun]) -> int:
     for run in chosen:
         status = train.main(
             [run.name, "--config", str(run.config), "--steps", str(run.steps), "--seed", str(run.seed)]

@@ -66,7 +66,7 @@ def series_public(
         return SeriesPublic(**dict(header), timings=timings, assessments=assessments)
     return SeriesPublic(
         **dict(header),
-        **document.findings(),
+        **document.view_fields(),
         provenance={**document.provenance.to_json(), **provenance_extra},
         timings=timings,
         assessments=assessments,

@@ -17,8 +17,10 @@ The parts::
 
     AssessmentDocument
     ├── status, instances            AssessmentOutcome: how the assessment ended, over how many files
-    ├── flag, reasons, metrics,      AssessmentFindings: what it found; a series view (SeriesPublic)
-    │   stacks                         shares these fields, so new findings reach REST unchanged
+    ├── flag, quality, findings,     AssessmentFindings: what it found; a series view (SeriesPublic)
+    │   reasons, metrics, stacks       shares these fields, so new findings reach REST unchanged
+    │   ├── quality                               the series verdict, 0-100 (null: nothing assessable)
+    │   ├── findings: [Finding]                   artifact kind, severity, worst slices, stack
     │   ├── metrics: {name: MetricValue}          the series value of each metric
     │   └── stacks: [StackResult]                 each stack, scored or skipped
     │       └── metrics: {name: StackMetric}      the stack's value, and its per-slice values
@@ -35,6 +37,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from pydantic_core import PydanticCustomError
 from pydicom.uid import UID
 
+from qcgate.contract.verdict_model import FINDING_KINDS
 from qcgate.core.outcomes import Flag, SeriesStatus
 from qcgate.core.settings import Threshold
 from qcgate.metrics.base import Algorithm
@@ -71,6 +74,7 @@ def _device_uid(algorithm: Algorithm, info: ValidationInfo) -> Algorithm:
 
 Finite = Annotated[float, AfterValidator(_finite)]
 Percent = Annotated[float | None, AfterValidator(_percent)]
+Severity = Annotated[float, AfterValidator(_percent)]
 Model = Annotated[Algorithm, AfterValidator(_device_uid)]
 
 
@@ -151,17 +155,43 @@ class AssessmentOutcome(_Part):
         return self
 
 
+class Finding(_Part):
+    """One artifact the verdict found: its kind, how bad (0-100, higher is worse), and where.
+
+    ``slices`` name the slices where it is worst, worst first, as the scanner console does
+    (InstanceNumber, or the frame number of a multi-frame instance); ``stack`` is the label of the
+    stack they belong to (a series can hold several).
+    """
+
+    kind: str
+    severity: Severity
+    slices: list[int] = Field(default_factory=list)
+    stack: str = ""
+
+    @model_validator(mode="after")
+    def _known_kind(self, info: ValidationInfo) -> Self:
+        if self.kind not in FINDING_KINDS and not _decoding(info):
+            raise PydanticCustomError("finding_kind", '"{kind}" is not a finding kind', {"kind": self.kind})
+        return self
+
+
 class AssessmentFindings(_Part):
     """What an assessment found. Empty by default: a series not assessed yet shows these empty."""
 
     flag: Flag | None = None
+    quality: Percent = Field(
+        None, description="The series verdict, 0-100, higher is better; null when nothing was assessable."
+    )
+    findings: list[Finding] = Field(
+        default_factory=list, description="Artifacts found: kind, severity 0-100, worst slices, stack."
+    )
     reasons: list[str] = Field(default_factory=list)
     metrics: dict[str, MetricValue] = Field(default_factory=dict)
     stacks: list[StackResult] = Field(
         default_factory=list, description="Per stack: label, shape, per-slice values."
     )
 
-    def findings(self) -> dict[str, Any]:
+    def view_fields(self) -> dict[str, Any]:
         """The findings fields by name (the values themselves, not copies): a series view takes these."""
         return {name: getattr(self, name) for name in AssessmentFindings.model_fields}
 

@@ -22,13 +22,22 @@ from typing import Any
 import pydicom
 
 from qcgate.assessment.document import AssessmentDocument, MetricValue, Provenance, StackMetric, StackResult
+from qcgate.assessment.eligibility import assessable_instances
+from qcgate.assessment.verdict import (
+    SeriesVerdict,
+    judge_stacks,
+    model_identity,
+    shipped_verdict_model,
+    verdict_flag,
+)
+from qcgate.contract.verdict_model import VerdictModel
 from qcgate.core import __version__
 from qcgate.core.errors import NotAssessable
 from qcgate.core.outcomes import Flag, SeriesStatus
-from qcgate.core.settings import Threshold
+from qcgate.core.settings import SeriesFilter, Threshold, VerdictLimits
 from qcgate.imaging.volume import Stack, build_stacks
 from qcgate.metrics.base import MetricResult, MetricSuite
-from qcgate.metrics.flags import overall_flag
+from qcgate.metrics.flags import overall_flag, worse_flag
 
 MIN_VOLUME_SLICES = 3
 
@@ -56,6 +65,7 @@ class SeriesAssessment:
     stacks: list[StackReport]
     provenance: dict[str, Any]
     instances: int
+    verdict: SeriesVerdict = SeriesVerdict(None, ())
     result: AssessmentDocument = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -63,6 +73,8 @@ class SeriesAssessment:
             status=self.outcome,
             instances=self.instances,
             flag=self.flag,
+            quality=self.verdict.quality,
+            findings=list(self.verdict.findings),
             reasons=self.reasons,
             metrics={name: _metric(result) for name, result in self.metrics.items()},
             stacks=[_stack(stack) for stack in self.stacks],
@@ -102,12 +114,18 @@ def _stack_metric(result: MetricResult) -> StackMetric:
     )
 
 
-def _provenance(suites: Sequence[MetricSuite], thresholds: Mapping[str, Threshold]) -> dict[str, Any]:
+def _provenance(
+    suites: Sequence[MetricSuite],
+    thresholds: Mapping[str, Threshold],
+    verdict_model: VerdictModel,
+    limits: VerdictLimits,
+) -> dict[str, Any]:
     return {
         "software_version": __version__,
         "metric_versions": {suite.name: suite.version for suite in suites},
         "algorithms": [asdict(suite.algorithm) for suite in suites if suite.algorithm is not None],
         "thresholds": {name: threshold.model_dump() for name, threshold in thresholds.items()},
+        "verdict": {"model": model_identity(verdict_model), "limits": limits.model_dump()},
     }
 
 
@@ -149,24 +167,62 @@ def read_datasets(paths: Sequence[Path]) -> list[pydicom.Dataset]:
 
 
 def assess_series(
-    paths: Sequence[Path], suites: Sequence[MetricSuite], thresholds: Mapping[str, Threshold]
+    paths: Sequence[Path],
+    suites: Sequence[MetricSuite],
+    thresholds: Mapping[str, Threshold],
+    *,
+    limits: VerdictLimits | None = None,
+    series_filter: SeriesFilter | None = None,
+    verdict_model: VerdictModel | None = None,
 ) -> SeriesAssessment:
-    """Assess one series' instances; not-assessable series come back as such, never as an exception."""
-    provenance = _provenance(suites, thresholds)
+    """Assess one series' instances; not-assessable series come back as such, never as an exception.
+
+    The flag is the worse of the verdict's (``limits``; the shipped verdict model unless one is given)
+    and the site's per-metric ``thresholds`` (none by default). Instances ``series_filter`` rules out
+    (derived maps, localizers, high-b diffusion) are not judged; a series of nothing else is
+    ``not_assessable`` with the reason.
+    """
+    limits = limits or VerdictLimits()
+    verdict_model = verdict_model or shipped_verdict_model()
+    provenance = _provenance(suites, thresholds, verdict_model, limits)
+    series_filter = series_filter or SeriesFilter()
     try:
-        stacks = build_stacks(read_datasets(paths))
-        chosen, reports = _select_stacks(stacks)
-        per_name: dict[str, list[MetricResult]] = {}
-        for stack in chosen:
-            stack_results: dict[str, MetricResult] = {}
-            for suite in suites:
-                for result in suite.evaluate(stack):
-                    stack_results[result.name] = result
-                    per_name.setdefault(result.name, []).append(result)
-            reports.append(StackReport(stack.label, stack.voxels.shape, scored=True, metrics=stack_results))
+        datasets, excluded = assessable_instances(read_datasets(paths), series_filter)
+        if not datasets:
+            raise NotAssessable("; ".join(excluded))
+        chosen, reports = _select_stacks(build_stacks(datasets))
     except NotAssessable as exc:
         return SeriesAssessment(SeriesStatus.NOT_ASSESSABLE, None, [str(exc)], {}, [], provenance, len(paths))
+    per_name: dict[str, list[MetricResult]] = {}
+    uncomputed: list[str] = []
+    for stack in chosen:
+        stack_results: dict[str, MetricResult] = {}
+        for suite in suites:
+            try:
+                results = suite.evaluate(stack)
+            except NotAssessable as exc:
+                # A measure undefined for this image (zero-filled air has no noise to measure) is left
+                # out with its reason; it does not make the series unjudgeable: the verdict decides that.
+                uncomputed.append(f"{suite.name} not computed for {stack.label}: {exc}")
+                continue
+            for result in results:
+                stack_results[result.name] = result
+                per_name.setdefault(result.name, []).append(result)
+        reports.append(StackReport(stack.label, stack.voxels.shape, scored=True, metrics=stack_results))
     metrics = {name: _series_value(results) for name, results in per_name.items()}
-    flag, reasons = overall_flag(metrics.values(), thresholds)
+    verdict = judge_stacks(chosen, verdict_model)
+    if verdict.quality is None:
+        reason = "no stack has anatomy the verdict can judge (no foreground found)"
+        return SeriesAssessment(
+            SeriesStatus.NOT_ASSESSABLE, None, [reason, *uncomputed], metrics, reports, provenance, len(paths)
+        )
+    flag, reasons = verdict_flag(verdict, limits)
+    site_flag, site_reasons = overall_flag(metrics.values(), thresholds)
+    flag = worse_flag(flag, site_flag)
+    reasons += site_reasons
+    reasons += uncomputed
     reasons += [report.skipped_reason for report in reports if not report.scored]
-    return SeriesAssessment(SeriesStatus.DONE, flag, reasons, metrics, reports, provenance, len(paths))
+    reasons += [f"not judged: {reason}" for reason in excluded]
+    return SeriesAssessment(
+        SeriesStatus.DONE, flag, reasons, metrics, reports, provenance, len(paths), verdict
+    )

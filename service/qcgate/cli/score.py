@@ -64,7 +64,13 @@ def score_series_files(settings: Settings, paths: Sequence[Path]) -> list[Series
     results = []
     for (study_uid, series_uid), files in groups.items():
         started_at = datetime.now(UTC)
-        assessment = assess_series(files, suites, settings.thresholds)
+        assessment = assess_series(
+            files,
+            suites,
+            settings.thresholds,
+            limits=settings.verdict_limits,
+            series_filter=settings.series_filter,
+        )
         timings = TimingsPublic(started_at=started_at, finished_at=datetime.now(UTC))
         document = assessment.result
         header = SeriesHeader(

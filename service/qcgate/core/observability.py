@@ -46,6 +46,8 @@ class Instruments:
     instances_rejected: Counter
     series_assessed: Counter
     assessment_seconds: Histogram
+    series_quality: Histogram
+    findings: Counter
     receive_to_result_seconds: Histogram
     reports_issued: Counter
     reports_failed: Counter
@@ -57,6 +59,9 @@ class Instruments:
 
 
 _creation_lock = threading.Lock()
+
+
+QUALITY_BUCKETS = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0)
 
 
 @cache
@@ -73,6 +78,17 @@ def _create_instruments() -> Instruments:
         ),
         assessment_seconds=Histogram(
             "qcgate_assessment_seconds", "Time to score one series in a worker.", buckets=LATENCY_BUCKETS
+        ),
+        series_quality=Histogram(
+            "qcgate_series_quality",
+            "The verdict's 0-100 quality of each assessed series (higher is better).",
+            buckets=QUALITY_BUCKETS,
+        ),
+        # kind: one of the verdict's finding kinds (a fixed, small set); severity: moderate or severe.
+        findings=Counter(
+            "qcgate_findings_total",
+            "Artifacts found by the verdict, by kind and severity.",
+            ["kind", "severity"],
         ),
         receive_to_result_seconds=Histogram(
             "qcgate_receive_to_result_seconds",

@@ -52,6 +52,9 @@ class Frame:
     intercept: float
     temporal_index: int | None
     phase_encode_axis: int | None
+    # What the scanner console calls this image: InstanceNumber for a classic instance, the 1-based
+    # frame number for a frame of a multi-frame (Enhanced) instance; None when the header has neither.
+    slice_number: int | None = None
 
 
 def frames_of(ds: Dataset) -> list[Frame]:
@@ -74,11 +77,14 @@ def frames_of(ds: Dataset) -> list[Frame]:
     per_frame: Sequence[Dataset] = ds.get("PerFrameFunctionalGroupsSequence") or ()
     shared: Sequence[Dataset] = ds.get("SharedFunctionalGroupsSequence") or ()
     shared_items = _macro_items(shared[0]) if shared else []
+    instance_number = _optional_int(ds.get("InstanceNumber"))
+    multi_frame = pixels.shape[0] > 1
     return [
         _frame(
             pixels[index],
             str(ds.SOPInstanceUID),
             (_macro_items(per_frame[index]) if index < len(per_frame) else []) + shared_items + [ds],
+            index + 1 if multi_frame else instance_number,
         )
         for index in range(pixels.shape[0])
     ]
@@ -118,6 +124,14 @@ def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _optional_int(value: Any) -> int | None:
+    """An integer header value, or None when absent or malformed (IS values can be anything on the wire)."""
+    try:
+        return None if value is None or value == "" else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _vector(value: Any, length: int) -> np.ndarray | None:
     """The value as a float vector, or None when absent or of the wrong length (malformed header)."""
     if value is None or len(value) != length:
@@ -125,7 +139,9 @@ def _vector(value: Any, length: int) -> np.ndarray | None:
     return np.asarray(value, dtype=float)
 
 
-def _frame(pixels: np.ndarray, sop_instance_uid: str, sources: Sequence[Dataset]) -> Frame:
+def _frame(
+    pixels: np.ndarray, sop_instance_uid: str, sources: Sequence[Dataset], slice_number: int | None
+) -> Frame:
     orientation = _vector(_first(sources, "ImageOrientationPatient"), 6)
     position = _vector(_first(sources, "ImagePositionPatient"), 3)
     spacing = _vector(_first(sources, "PixelSpacing"), 2)
@@ -146,4 +162,5 @@ def _frame(pixels: np.ndarray, sop_instance_uid: str, sources: Sequence[Dataset]
         intercept=0.0 if intercept is None else float(intercept),
         temporal_index=None if temporal is None else int(temporal),
         phase_encode_axis=_PHASE_AXIS.get(str(phase).upper()) if phase is not None else None,
+        slice_number=slice_number,
     )

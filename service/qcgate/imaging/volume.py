@@ -48,6 +48,15 @@ class Stack:
     phase_encode_axis: int | None
     sop_instance_uids: tuple[str, ...]  # one per slice, in voxel order
     label: str
+    # One per slice, in voxel order: what the console calls it (InstanceNumber, or the frame number
+    # in a multi-frame instance); empty when unknown, and then slices are named by position from 1.
+    slice_numbers: tuple[int, ...] = ()
+
+    def slice_number(self, index: int) -> int:
+        """The console's name of voxel slice ``index``: InstanceNumber (or frame number), else index + 1."""
+        if len(self.slice_numbers) == self.voxels.shape[0]:
+            return self.slice_numbers[index]
+        return index + 1
 
 
 @dataclass
@@ -170,7 +179,16 @@ def _stack(plane: _Plane, indices: Sequence[int], label: str) -> Stack:
         phase_encode_axis=phase_axes.pop() if len(phase_axes) == 1 else None,
         sop_instance_uids=tuple(frame.sop_instance_uid for frame in frames),
         label=f"{label} ({'; '.join(notes)})" if notes else label,
+        slice_numbers=_slice_numbers(frames),
     )
+
+
+def _slice_numbers(frames: Sequence[Frame]) -> tuple[int, ...]:
+    """Each slice's InstanceNumber (or frame number); empty unless every slice has a distinct one."""
+    numbers = [frame.slice_number for frame in frames]
+    if any(number is None for number in numbers) or len(set(numbers)) != len(numbers):
+        return ()
+    return tuple(number for number in numbers if number is not None)
 
 
 def _slice_spacing(plane: _Plane, indices: Sequence[int]) -> float | None:

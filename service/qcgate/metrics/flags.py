@@ -41,6 +41,11 @@ def flag_metric(result: MetricResult, threshold: Threshold) -> tuple[Flag, str |
     return Flag.PASS, None
 
 
+def worse_flag(first: Flag, second: Flag) -> Flag:
+    """The more severe of two flags (fail > warn > pass)."""
+    return first if _SEVERITY[first] >= _SEVERITY[second] else second
+
+
 def overall_flag(
     results: Iterable[MetricResult], thresholds: Mapping[str, Threshold]
 ) -> tuple[Flag, list[str]]:
@@ -53,6 +58,5 @@ def overall_flag(
         flag, reason = flag_metric(result, threshold)
         if reason:
             reasons.append(reason)
-        if _SEVERITY[flag] > _SEVERITY[worst]:
-            worst = flag
+        worst = worse_flag(worst, flag)
     return worst, reasons

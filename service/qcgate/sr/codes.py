@@ -23,8 +23,8 @@ PRIVATE_SCHEME = "99QCGATE"
 PROCEDURE_REPORTED = Code("25056-3", "LN", "MRI unspecified body region")  # CID 100
 QUALITY_ASSESSMENT = Code("111050", "DCM", "Quality Assessment")  # the group's Finding
 QUALITY_FINDING = Code("111052", "DCM", "Quality Finding")  # concept name of the flag
-IMAGE_QUALITY_RATING = Code("111029", "DCM", "Image Quality Rating")  # the overall 0-100 rating
-MINIMUM = Code("255605001", "SCT", "Minimum")  # CID 7464: how the overall rating is derived
+IMAGE_QUALITY_RATING = Code("111029", "DCM", "Image Quality Rating")  # the series verdict's 0-100
+IMAGE_ARTIFACTS = Code("111207", "DCM", "Image artifact(s)")  # concept name of each finding (CID 7011)
 QUALITY_ISSUE = Code("113010", "DCM", "Quality Issue")  # KOS title (CID 7010); never 113001
 
 # Units (UCUM). Annotations in braces are unity ("1") with a name, as CID 7181 uses them.
@@ -38,6 +38,27 @@ FLAGS = {
     Flag.PASS: Code("pass", PRIVATE_SCHEME, "Quality within limits"),
     Flag.WARN: Code("warn", PRIVATE_SCHEME, "Quality past a warning limit"),
     Flag.FAIL: Code("fail", PRIVATE_SCHEME, "Quality past a failure limit"),
+}
+
+
+# The verdict's finding kinds, the values of (DCM, 111207, "Image artifact(s)"): DCM where the standard
+# has the concept, 99QCGATE otherwise; "<short>-sev" codes the finding's 0-100 severity (a Code Value
+# is at most 16 characters, SH: longer ones would become Long Code Values).
+ARTIFACT_KINDS = {
+    "noise": Code("noise", PRIVATE_SCHEME, "Noise"),
+    "blur": Code("blur", PRIVATE_SCHEME, "Blurring"),
+    "motion": Code("111210", "DCM", "Motion blur"),
+    "ghosting": Code("ghosting", PRIVATE_SCHEME, "Ghosting"),
+    "undersampling": Code("undersampling", PRIVATE_SCHEME, "Undersampling artifact"),
+    "wrap_around": Code("wrap_around", PRIVATE_SCHEME, "Wrap-around (aliasing)"),
+    "bias_field": Code("bias_field", PRIVATE_SCHEME, "Intensity inhomogeneity (bias field)"),
+    "spike": Code("spike", PRIVATE_SCHEME, "Spike (herringbone) artifact"),
+    "gibbs": Code("gibbs", PRIVATE_SCHEME, "Gibbs ringing"),
+}
+_SHORT = {"undersampling": "undersamp", "wrap_around": "wrap", "bias_field": "bias", "ghosting": "ghost"}
+ARTIFACT_SEVERITY = {
+    kind: Code(f"{_SHORT.get(kind, kind)}-sev", PRIVATE_SCHEME, f"{code.meaning} severity")
+    for kind, code in ARTIFACT_KINDS.items()
 }
 
 

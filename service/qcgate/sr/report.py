@@ -1,8 +1,9 @@
 """The DICOM SR of one series' quality result, as IHE AI Results asks for it.
 
 A Comprehensive 3D SR whose content is a TID 1500 Measurement Report with one measurement group
-(TID 1501) for the series: a numeric item per metric (and per calibrated quality), the overall
-Image Quality Rating, and the pass/warn/fail flag as a Quality Finding. The evaluated instances are
+(TID 1501) for the series: a numeric item per metric (and per calibrated quality), the series
+verdict's quality as the Image Quality Rating, the pass/warn/fail flag as a Quality Finding, and each
+artifact found as an Image artifact(s) evaluation with its 0-100 severity. The evaluated instances are
 its evidence, its patient and study attributes are theirs (so it files into their study), and a
 re-score's report names the report it supersedes. ``docs/sr.md`` draws the content tree and lists
 every code.
@@ -34,7 +35,7 @@ from qcgate.core.errors import ReportNotBuildable
 from qcgate.sr import codes
 from qcgate.sr.device import SOFTWARE_NAME, derived_uid, model_algorithm, observer_contexts, qcgate_algorithm
 from qcgate.sr.evidence import PriorReport, checked_evidence
-from qcgate.sr.result import overall_rating, reportable
+from qcgate.sr.result import reportable
 
 SERIES_NUMBER = 9901  # high, so viewers list the report after the images
 SERIES_DESCRIPTION = "qcgate quality report"
@@ -135,14 +136,18 @@ def _series_group(
             measurements.append(
                 Measurement(concept.quality, metric.quality, codes.RANGE_0_100, algorithm_id=algorithm_id)
             )
-    rating = overall_rating(result)
-    if rating is not None:
+    if result.quality is not None:
+        measurements.append(Measurement(codes.IMAGE_QUALITY_RATING, result.quality, codes.RANGE_0_100))
+    for finding in result.findings:
         measurements.append(
-            Measurement(codes.IMAGE_QUALITY_RATING, rating, codes.RANGE_0_100, derivation=codes.MINIMUM)
+            Measurement(codes.ARTIFACT_SEVERITY[finding.kind], finding.severity, codes.RANGE_0_100)
         )
-    evaluations = None
+    evaluations = [
+        QualitativeEvaluation(codes.IMAGE_ARTIFACTS, codes.ARTIFACT_KINDS[finding.kind])
+        for finding in result.findings
+    ]
     if result.flag is not None:
-        evaluations = [QualitativeEvaluation(codes.QUALITY_FINDING, codes.FLAGS[result.flag])]
+        evaluations.insert(0, QualitativeEvaluation(codes.QUALITY_FINDING, codes.FLAGS[result.flag]))
     return MeasurementsAndQualitativeEvaluations(
         tracking_identifier=TrackingIdentifier(
             uid=derived_uid("tracking", series_instance_uid), identifier=TRACKING_IDENTIFIER
@@ -150,5 +155,5 @@ def _series_group(
         finding_type=codes.QUALITY_ASSESSMENT,
         algorithm_id=qcgate_algorithm(result),
         measurements=measurements,
-        qualitative_evaluations=evaluations,
+        qualitative_evaluations=evaluations or None,
     )

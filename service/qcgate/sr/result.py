@@ -37,16 +37,6 @@ def reportable(result: AssessmentDocument | Mapping[str, Any]) -> AssessmentDocu
     return document
 
 
-def overall_rating(document: AssessmentDocument) -> float | None:
-    """The lowest calibrated quality of any metric, or None when no metric is calibrated.
-
-    The lowest, because one bad aspect (noise, blur, ghosting) makes an image hard to read however
-    good the others are; and only calibrated qualities, because raw scores have no common scale.
-    """
-    qualities = [metric.quality for metric in document.metrics.values() if metric.quality is not None]
-    return min(qualities) if qualities else None
-
-
 def _problem(error: ErrorDetails) -> str:
     """One validation error in the reports' words: the field's dotted path, then what is wrong."""
     where = ".".join(str(part) for part in error["loc"])

@@ -196,6 +196,8 @@ def store_assessment(
         metrics=document.get("metrics", {}),
         stacks=document.get("stacks", []),
         provenance=document.get("provenance", {}),
+        quality=document.get("quality"),
+        findings=document.get("findings"),
         instance_count=document.get("instances", 0),
         started_at=started_at,
         finished_at=finished_at,
@@ -219,6 +221,9 @@ def assessment_json(assessment: Assessment) -> dict[str, Any]:
         "metrics": assessment.metrics,
         "stacks": assessment.stacks,
         "provenance": assessment.provenance,
+        # Rows stored before the verdict (migration 0003) have neither: they stay absent, not null.
+        **({"quality": assessment.quality} if assessment.findings is not None else {}),
+        **({"findings": assessment.findings} if assessment.findings is not None else {}),
     }
 
 

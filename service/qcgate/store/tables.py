@@ -120,6 +120,8 @@ class Assessment(Base):
     metrics: Mapped[dict[str, Any]]
     stacks: Mapped[list[Any]]
     provenance: Mapped[dict[str, Any]]
+    quality: Mapped[float | None] = mapped_column(Float, nullable=True)  # null before migration 0003
+    findings: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     instance_count: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime]

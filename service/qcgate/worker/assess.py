@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from qcgate.assessment.pipeline import assess_series, failed_assessment
+from qcgate.assessment.verdict import severity_word
 from qcgate.core.observability import instruments
 from qcgate.core.settings import Settings
 from qcgate.delivery.publish import issue_reports, record_publication
@@ -57,7 +58,13 @@ def assess_queued_series(context: WorkerContext, series_id: int) -> Assessed:
         ]
     started_at, clock = datetime.now(UTC), time.perf_counter()
     try:
-        assessment = assess_series(files, context.suites, settings.thresholds)
+        assessment = assess_series(
+            files,
+            context.suites,
+            settings.thresholds,
+            limits=settings.verdict_limits,
+            series_filter=settings.series_filter,
+        )
     except Exception as exc:  # noqa: BLE001 - a scoring bug fails this series, visibly, not the worker
         log.exception("series %d could not be assessed", series_id)
         assessment = failed_assessment(f"internal error while scoring: {type(exc).__name__}", len(files))
@@ -76,5 +83,11 @@ def assess_queued_series(context: WorkerContext, series_id: int) -> Assessed:
     metrics.series_assessed.labels(
         flag=assessment.flag.value if assessment.flag else assessment.outcome.value
     ).inc()
+    if document.quality is not None:
+        metrics.series_quality.observe(document.quality)
+    for finding in document.findings:
+        metrics.findings.labels(
+            kind=finding.kind, severity=severity_word(finding.severity, settings.verdict_limits)
+        ).inc()
     log.info("series %d assessed: %s %s in %.2f s", series_id, assessment.outcome, assessment.flag, elapsed)
     return Assessed(assessment.outcome.value, jobs)

@@ -1,0 +1,183 @@
+"""Seeded synthetic training samples for the verdict model: clean and corrupted copies, re-stored.
+
+One *base* is a clean synthetic slice (:func:`qcgate.models.synthesis.synthesize_slice`, matrix
+64-512) with a scanner noise floor: complex Gaussian noise at an SNR of 12-100 on one coil (the
+phase kept, so corruptions interfere as on a scanner), or the sum of squares of 2-16 coils
+(non-central chi, magnitude only). Each base gives ``copies`` samples: the base itself twice (the
+second always cropped to the anatomy, zero-filled outside a dilated mask or skull-stripped), then
+single corruptions at a random severity (80 %) and random combinations (20 %). The label is the
+physics-derived reference (:func:`qcgate.models.corruption.quality_label` of the copy against the
+base), computed *before* the copy is re-stored benignly (:func:`restore`), so the label never sees
+the storing.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from qcgate.contract.artifacts import artifact_features
+from qcgate.contract.verdict_model import FINDING_KINDS, KIND_OF_CORRUPTION
+from qcgate.models.corruption import (
+    CORRUPTION_TYPES,
+    corrupt,
+    corrupt_random,
+    quality_label,
+    reference_measures,
+)
+from qcgate.models.evaluation_guard import assert_not_evaluation_data
+from qcgate.models.synthesis import SynthesisConfig, synthesize_slice
+
+__all__ = [
+    "FINDING_KINDS",
+    "KIND_OF_CORRUPTION",
+    "RESTORINGS",
+    "Sample",
+    "make_base",
+    "restore",
+    "samples_for_base",
+]
+
+RESTORINGS: tuple[str, ...] = (
+    "scale",
+    "quantise",
+    "flip",
+    "transpose",
+    "zero_air",
+    "skull_strip",
+    "crop",
+    "pad",
+)
+CONFIG = SynthesisConfig(matrix=(64, 512))
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One training row: features of the re-stored copy, its label and what was applied."""
+
+    base_seed: int
+    copy: int  # index of the copy within its base (0, 1: clean)
+    features: dict[str, float]
+    per_slice_air: float  # 1.0 when the copy's air holds noise (its air features are measured)
+    label: float  # 0..100 reference quality of the copy against its base
+    severities: dict[str, float]  # finding kind -> applied severity (max over corruptions)
+    single_kind: str | None  # the corruption type when exactly one was applied
+    restorings: tuple[str, ...]
+
+
+def make_base(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(base image (complex or magnitude), foreground) for ``seed``: clean anatomy plus a noise floor."""
+    synthetic = synthesize_slice(seed, CONFIG)
+    rng = np.random.default_rng([seed, 7])
+    signal = float(np.mean(synthetic.magnitude[synthetic.foreground]))
+    sigma = signal / float(np.exp(rng.uniform(np.log(12.0), np.log(100.0))))
+    coils = int(rng.choice([1, 1, 2, 4, 8, 16]))
+    image = synthetic.image
+    first = image + sigma * (rng.standard_normal(image.shape) + 1j * rng.standard_normal(image.shape))
+    if coils == 1:
+        base = first.astype(np.complex64)
+    else:
+        extra = sigma**2 * rng.chisquare(2 * (coils - 1), size=image.shape) / 2 * 2
+        base = np.sqrt(np.abs(first) ** 2 + extra).astype(np.float32)
+    assert_not_evaluation_data(np.abs(base), synthetic.provenance)
+    return base, synthetic.foreground
+
+
+def restore(
+    image: np.ndarray, foreground: np.ndarray, rng: np.random.Generator, p: float = 0.35, strong: bool = False
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """A benign re-storing of a 2D magnitude: each of :data:`RESTORINGS` with probability ``p``.
+
+    What changes the air or the field of view (``zero_air``, ``skull_strip``, ``crop``) is drawn
+    with probability ``p`` too; ``strong`` forces one of them (the clean copies that teach the model
+    that a cropped or zero-filled clean image is still clean).
+    """
+    x = np.asarray(image, dtype=np.float64)
+    mask = foreground
+    done = []
+    if rng.random() < p:
+        x = x * np.exp(rng.uniform(np.log(1e-2), np.log(1e4)))
+        done.append("scale")
+    if rng.random() < p:
+        bits = int(rng.integers(8, 17))
+        x = np.round(x / x.max() * (2**bits - 1))
+        done.append("quantise")
+    if rng.random() < p:
+        axis = int(rng.integers(0, 2))
+        x, mask = np.flip(x, axis), np.flip(mask, axis)
+        done.append("flip")
+    if rng.random() < p:
+        x, mask = x.T, mask.T
+        done.append("transpose")
+    air = int(rng.integers(0, 3)) if strong else -1  # 0 zero_air, 1 skull_strip, 2 crop only
+    if air == 0 or (air < 0 and rng.random() < p):
+        dilated = ndimage.binary_dilation(mask, iterations=int(rng.integers(1, 6)))
+        x = np.where(dilated, x, 0.0)
+        done.append("zero_air")
+    elif air == 1 or (air < 0 and rng.random() < p * 0.4):
+        eroded = ndimage.binary_erosion(mask, iterations=int(rng.integers(1, 6)))
+        if eroded.sum() > 256:
+            x, mask = np.where(eroded, x, 0.0), eroded
+            done.append("skull_strip")
+    if (air == 2 or rng.random() < p) and mask.any():
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        margin = int(rng.integers(0, 6))
+        r0, r1 = max(rows[0] - margin, 0), min(rows[-1] + margin + 1, x.shape[0])
+        c0, c1 = max(cols[0] - margin, 0), min(cols[-1] + margin + 1, x.shape[1])
+        if min(r1 - r0, c1 - c0) >= 32:
+            x, mask = x[r0:r1, c0:c1], mask[r0:r1, c0:c1]
+            done.append("crop")
+    if rng.random() < p * 0.6:
+        widths = rng.integers(0, max(2, int(0.3 * min(x.shape))), size=4)
+        x = np.pad(x, ((widths[0], widths[1]), (widths[2], widths[3])))
+        done.append("pad")
+    return np.ascontiguousarray(x), tuple(done)
+
+
+def samples_for_base(seed: int, copies: int = 6) -> list[Sample]:
+    """The base of ``seed`` twice (re-stored at random, then with a forced crop, zero-filled air or
+    skull strip) and ``copies - 2`` corrupted copies, each re-stored and featurised."""
+    base, foreground = make_base(seed)
+    reference = np.abs(base).astype(np.float32)
+    rng = np.random.default_rng([seed, zlib.crc32(b"verdict-copies")])
+    samples = []
+    for index in range(copies):
+        severities = dict.fromkeys(FINDING_KINDS, 0.0)
+        single = None
+        if index < 2:
+            corrupted, label = reference, 100.0
+        else:
+            axis = int(rng.choice([-2, -1]))
+            if rng.random() < 0.8:
+                kind = str(rng.choice(CORRUPTION_TYPES))
+                severity = float(rng.uniform(0.0, 1.0))
+                corrupted, record = corrupt(base, kind, severity, rng, phase_encode_axis=axis)
+                records = [record]
+                single = kind
+            else:
+                corrupted, records = corrupt_random(base, rng, max_corruptions=3, phase_encode_axis=axis)
+                single = records[0].kind if len(records) == 1 else None
+            for record in records:
+                finding = KIND_OF_CORRUPTION[record.kind]
+                severities[finding] = max(severities[finding], float(record.severity))
+            label = quality_label(reference_measures(reference, corrupted))
+        stored, restorings = restore(corrupted, foreground, rng, strong=index == 1)
+        features = artifact_features(stored)
+        if features is None:
+            continue
+        samples.append(
+            Sample(
+                seed,
+                index,
+                features.values,
+                features.air_usable,
+                float(label),
+                severities,
+                single,
+                restorings,
+            )
+        )
+    return samples

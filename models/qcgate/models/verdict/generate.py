@@ -1,0 +1,149 @@
+"""Generate and cache the verdict model's synthetic splits (train, validation, test) as JSON lines.
+
+``python -m qcgate.models.verdict.generate --out models/runs/verdict [--jobs 2]``. Splits use
+disjoint seed ranges (:data:`SPLITS`), so the held-out test split has anatomy, contrasts and
+storings of its own. Each row is a :class:`~qcgate.models.verdict.data.Sample` as a dict.
+
+The cache lives in ``OUT/data-<key>/`` where ``key`` hashes everything that decides a row: the
+code (syntax tree without docstrings and comments) of every module that makes one (:mod:`.data`,
+the artifact features, the corruption simulator, the synthesis), the splits, the copies per base
+and the numpy and scipy versions. Changing any of them gives a new folder, so a stale cache is never read; an
+interrupted run resumes where it stopped, and rows are sorted on loading, so the order in which
+the workers finished does not matter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import time
+from importlib import import_module
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import scipy
+
+from qcgate.models.verdict.data import samples_for_base
+
+__all__ = ["COPIES", "SPLITS", "data_dir", "data_key", "generate", "load_split"]
+
+SPLITS: dict[str, range] = {
+    "train": range(0, 500),
+    "validation": range(100_000, 100_150),
+    "test": range(200_000, 200_150),
+}
+COPIES = 6
+_SOURCES = (  # modules and packages whose code decides a row
+    "qcgate.contract.artifacts",
+    "qcgate.models.verdict.data",
+    "qcgate.models.corruption",
+    "qcgate.models.synthesis",
+    "qcgate.models.evaluation_guard",
+)
+
+
+def data_key(splits: dict[str, range] = SPLITS, copies: int = COPIES) -> str:
+    """sha256 over the generating sources, the splits, the copies and the numeric libraries."""
+    digest = hashlib.sha256()
+    for name in _SOURCES:
+        source = Path(str(import_module(name).__file__))
+        files = sorted(source.parent.rglob("*.py")) if source.name == "__init__.py" else [source]
+        for path in files:
+            digest.update(f"{name}:{path.name}\n".encode())
+            digest.update(_code_only(path.read_text()).encode())
+    config = {
+        "splits": {k: [v.start, v.stop] for k, v in splits.items()},
+        "copies": copies,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+    }
+    digest.update(json.dumps(config, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _code_only(source: str) -> str:
+    """The module's syntax tree without docstrings: editing prose or comments keeps the cache."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        body = node.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            if isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def data_dir(out: Path, splits: dict[str, range] = SPLITS, copies: int = COPIES) -> Path:
+    return out / f"data-{data_key(splits, copies)[:16]}"
+
+
+def _rows(job: tuple[int, int]) -> list[dict]:
+    seed, copies = job
+    return [dataclasses.asdict(sample) for sample in samples_for_base(seed, copies)]
+
+
+def generate(
+    out: Path, jobs: int, splits: dict[str, range] = SPLITS, copies: int = COPIES, log: bool = True
+) -> Path:
+    """Fill the cache folder for ``splits`` (resuming) and return it."""
+    folder = data_dir(out, splits, copies)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    done: dict[str, set[int]] = {}
+    for name in splits:
+        path = folder / f"samples_{name}.jsonl"
+        lines = path.read_text().splitlines() if path.exists() else []
+        done[name] = {json.loads(line)["base_seed"] for line in lines}
+    # Interleaved across splits, so an interrupted run keeps every split in proportion.
+    longest = max(map(len, splits.values()))
+    work = [
+        (name, seeds[i])
+        for i in range(longest)
+        for name, seeds in splits.items()
+        if i < len(seeds) and seeds[i] not in done[name]
+    ]
+    handles = {name: (folder / f"samples_{name}.jsonl").open("a") for name in splits}
+    start = time.perf_counter()
+    try:
+        with Pool(jobs) as pool:
+            results = pool.imap(_rows, [(seed, copies) for _, seed in work], chunksize=2)
+            for count, ((name, _), rows) in enumerate(zip(work, results, strict=True), 1):
+                for row in rows:
+                    handles[name].write(json.dumps(row) + "\n")
+                handles[name].flush()
+                if log and (count % 25 == 0 or count == len(work)):
+                    elapsed = time.perf_counter() - start
+                    sys.stderr.write(f"{count}/{len(work)} bases, {elapsed:.0f} s\n")
+    finally:
+        for handle in handles.values():
+            handle.close()
+    (folder / "key.json").write_text(
+        json.dumps({"key": data_key(splits, copies), "sources": _SOURCES, "copies": copies}, indent=1)
+    )
+    return folder
+
+
+def load_split(folder: Path, split: str) -> list[dict]:
+    """The rows of one split, in (base seed, copy) order whatever order they were written in."""
+    rows = [json.loads(line) for line in (folder / f"samples_{split}.jsonl").read_text().splitlines()]
+    unique = {(row["base_seed"], row["copy"]): row for row in rows}  # a resumed base may repeat
+    return [unique[key] for key in sorted(unique)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("models/runs/verdict"))
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args(argv)
+    sys.stdout.write(f"{generate(args.out, args.jobs)}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,360 @@
+"""Fit the verdict model on the synthetic splits, write ``verdict.json`` and its held-out evidence.
+
+``python -m qcgate.models.verdict.train --out export/qcgate/contract/verdict/verdict.json``
+regenerates the shipped model: it fills (or reuses) the data cache of :mod:`.generate` (keyed by
+the code that makes the rows), then, deterministically (no random draws, no clock):
+
+1. ``train``: quantile knots of every feature, the clean-air fill, the monotone quality head (with
+   and without a dead zone over the clean range, for the air features and for all) and the
+   finding heads, for every setting in :data:`QUALITY_GRID` and :data:`FINDING_GRID`;
+2. ``validation``: picks the quality setting with the best AUC (severe vs clean/mild) less a
+   penalty on the change of quality between the two re-stored clean copies of each base, and the
+   finding setting with the best kind accuracy on single-kind severe copies; calibrates quality
+   isotonically onto the reference label; sets each kind's reporting threshold on the clean
+   copies (a common quantile, so that at most :data:`CLEAN_FINDING_RATE` of them get any finding);
+3. ``test`` (other seeds, never used above): the figures in ``evidence_synthetic.json`` beside
+   the data cache and, without the machine-dependent timing, in the model file itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from qcgate.contract.artifacts import AIR_FEATURES, FEATURE_NAMES
+from qcgate.contract.verdict_model import FORMAT, VerdictModel
+from qcgate.models.synthesis import synthesize_volume
+from qcgate.models.verdict import generate
+from qcgate.models.verdict.data import CONFIG, FINDING_KINDS, KIND_OF_CORRUPTION, make_base
+from qcgate.models.verdict.evidence import BENIGN, auc, benign_variants, finding_accuracy, srcc
+from qcgate.models.verdict.fit import fit_finding, fit_kind, fit_quality, isotonic_knots, quantile_knots
+
+VERSION = "0.2.0"
+QUALITY_GRID: tuple[tuple[str, float, float | None, float | None], ...] = tuple(
+    (target, l2, dead, air_dead)
+    for target in ("label", "severity")
+    for l2 in (1e-4, 1e-3, 1e-2)
+    for dead in (None, 50.0)  # the quality knots start at this percentile of clean copies ...
+    for air_dead in (None, 75.0, 90.0)  # ... and those of the air features at this one
+)
+FINDING_GRID: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
+KIND_GRID: tuple[float, ...] = (1e-3, 1e-2)  # the softmax kind head ships only if it beats the heads
+KIND_HEAD_MIN_SEVERITY = 0.3
+INVARIANCE_PENALTY = 0.005  # AUC given up per point of mean clean re-storing change (validation)
+CLEAN_FINDING_RATE = 0.05
+MIN_THRESHOLD = 20.0
+SEVERE, MILD = 0.6, 0.2
+DEFAULT_DATA = Path("models/runs/verdict")
+
+
+# ---- rows ------------------------------------------------------------------------------------
+
+
+def _matrix(model: VerdictModel, rows: list[dict]) -> np.ndarray:
+    """(n, features) with the model's clean-air fill where a row's air was not usable."""
+    values = {name: np.array([row["features"][name] for row in rows]) for name in FEATURE_NAMES}
+    return model.rows(values, np.array([row["per_slice_air"] for row in rows]))
+
+
+def _worst(row: dict) -> float:
+    return max(row["severities"].values())
+
+
+def _is_clean(row: dict) -> bool:
+    return _worst(row) == 0.0
+
+
+def _quality_target(rows: list[dict], target: str) -> np.ndarray:
+    if target == "label":
+        return np.array([row["label"] for row in rows])
+    return np.array([100.0 * (1.0 - _worst(row)) for row in rows])
+
+
+def _severe_vs_mild(quality: np.ndarray, rows: list[dict]) -> tuple[list[float], list[float]]:
+    """Quality of severe and of clean/mild copies: single-kind or clean copies only (issue 11)."""
+    severe, mild = [], []
+    for q, row in zip(quality, rows, strict=True):
+        if row["single_kind"] is None and not _is_clean(row):
+            continue
+        if _worst(row) >= SEVERE:
+            severe.append(float(q))
+        elif _worst(row) <= MILD:
+            mild.append(float(q))
+    return severe, mild
+
+
+def _clean_pair_change(quality: np.ndarray, rows: list[dict]) -> np.ndarray:
+    """|quality(copy 0) - quality(copy 1)| per base: the same clean image stored two ways."""
+    by_base: dict[int, dict[int, float]] = {}
+    for q, row in zip(quality, rows, strict=True):
+        if row["copy"] < 2:
+            by_base.setdefault(row["base_seed"], {})[row["copy"]] = float(q)
+    return np.array([abs(c[0] - c[1]) for c in by_base.values() if len(c) == 2])
+
+
+def _kind_accuracy(model: VerdictModel, rows: list[dict]) -> tuple[float, dict]:
+    chosen = [row for row in rows if row["single_kind"] and _worst(row) >= SEVERE]
+    severities = model.severities(_matrix(model, chosen))
+    predicted = [{k: float(v[n]) for k, v in severities.items()} for n in range(len(chosen))]
+    return finding_accuracy([KIND_OF_CORRUPTION[row["single_kind"]] for row in chosen], predicted)
+
+
+# ---- fitting ---------------------------------------------------------------------------------
+
+
+def fit(folder: Path) -> tuple[dict, dict]:
+    """(the verdict document, the validation record of the model selection)."""
+    train, validation = generate.load_split(folder, "train"), generate.load_split(folder, "validation")
+    raw_train = np.array([[row["features"][name] for name in FEATURE_NAMES] for row in train])
+    usable = np.array([row["per_slice_air"] for row in train]) > 0
+    clean_air = usable & np.array([_is_clean(row) for row in train])
+    document: dict = {
+        "format": FORMAT,
+        "version": VERSION,
+        "feature_names": list(FEATURE_NAMES),
+        "knots": {
+            name: quantile_knots(raw_train[usable if name in AIR_FEATURES else slice(None), j])
+            for j, name in enumerate(FEATURE_NAMES)
+        },
+        "air_fill": {
+            name: round(float(np.median(raw_train[clean_air, FEATURE_NAMES.index(name)])), 6)
+            for name in AIR_FEATURES
+        },
+    }
+    model = VerdictModel(document)
+    basis = model.basis(_matrix(model, train))  # the finding heads' basis: knots over all values
+    x_validation = _matrix(model, validation)
+    validation_label = np.array([row["label"] for row in validation])
+    selection: dict = {"quality": [], "findings": [], "kind_head": []}
+
+    x_train = _matrix(model, train)
+    clean_rows = np.array([_is_clean(row) for row in train])
+    best = None
+    for target, l2, dead, air_dead in QUALITY_GRID:
+        knots = dict(document["knots"])
+        for j, name in enumerate(FEATURE_NAMES):
+            zone = air_dead if name in AIR_FEATURES and air_dead is not None else dead
+            if zone is not None:
+                floor = float(np.percentile(x_train[clean_rows, j], zone))
+                knots[name] = quantile_knots(x_train[:, j], floor=floor)
+        quality_basis = model.basis(x_train, knots)
+        intercept, weights = fit_quality(quality_basis, _quality_target(train, target), l2=l2)
+        head = {"intercept": intercept, "weights": weights.tolist(), "knots": knots}
+        raw = VerdictModel({**document, "quality": {**head, "calibration": _identity()}}).quality(
+            x_validation
+        )
+        kx, ky = isotonic_knots(raw, validation_label)
+        head["calibration"] = {"x": kx, "y": ky}
+        quality = VerdictModel({**document, "quality": head}).quality(x_validation)
+        severe, mild = _severe_vs_mild(quality, validation)
+        value, change = auc(mild, severe), float(np.mean(_clean_pair_change(quality, validation)))
+        score = value - INVARIANCE_PENALTY * change
+        selection["quality"].append(
+            {
+                "target": target,
+                "l2": l2,
+                "dead_zone_clean_percentile": dead,
+                "air_dead_zone_clean_percentile": air_dead,
+                "auc": round(value, 4),
+                "clean_change_mean": round(change, 2),
+            }
+        )
+        if best is None or score > best[0]:
+            setting = {"target": target, "l2": l2, "dead_zone": dead, "air_dead_zone": air_dead}
+            best = (score, setting, head)
+    assert best is not None
+    document["quality"] = {**best[2], "setting": best[1]}
+
+    best_findings = None
+    for l2 in FINDING_GRID:
+        heads = {}
+        for kind in FINDING_KINDS:
+            a, v = fit_finding(basis, np.array([row["severities"][kind] for row in train]), l2=l2)
+            heads[kind] = {"intercept": a, "weights": v.tolist(), "threshold": 50.0}
+        accuracy, _ = _kind_accuracy(VerdictModel({**document, "findings": heads}), validation)
+        selection["findings"].append({"l2": l2, "kind_accuracy": round(accuracy, 4)})
+        if best_findings is None or accuracy > best_findings[0]:
+            best_findings = (accuracy, l2, heads)
+    assert best_findings is not None
+    document["findings"] = best_findings[2]
+    document["findings_l2"] = best_findings[1]
+    labelled = [
+        (n, FINDING_KINDS.index(KIND_OF_CORRUPTION[row["single_kind"]]))
+        for n, row in enumerate(train)
+        if row["single_kind"] and _worst(row) >= KIND_HEAD_MIN_SEVERITY
+    ]
+    rows_k, classes = np.array([n for n, _ in labelled]), np.array([c for _, c in labelled])
+    best_kind: tuple[float, dict | None] = (best_findings[0], None)
+    for l2 in KIND_GRID:
+        intercepts, weights = fit_kind(basis[rows_k], classes, len(FINDING_KINDS), l2=l2)
+        head = {"kinds": list(FINDING_KINDS), "intercepts": intercepts.tolist(), "weights": weights.tolist()}
+        accuracy, _ = _kind_accuracy(VerdictModel({**document, "kind_head": head}), validation)
+        selection["kind_head"].append({"l2": l2, "kind_accuracy": round(accuracy, 4)})
+        if accuracy > best_kind[0]:
+            best_kind = (accuracy, {**head, "l2": l2})
+    if best_kind[1] is not None:
+        document["kind_head"] = best_kind[1]
+    selection["thresholds"] = _set_thresholds(document, validation)
+    document.update(
+        data_key=generate.data_key(),
+        training_rows={"train": len(train), "validation": len(validation)},
+        label="qcgate.models.corruption.quality_label of the copy against its clean base (0-100)",
+        selection=selection,
+    )
+    return document, selection
+
+
+def _identity() -> dict:
+    return {"x": [0.0, 100.0], "y": [0.0, 100.0]}
+
+
+def _set_thresholds(document: dict, validation: list[dict]) -> dict:
+    """Per-kind thresholds: the same quantile ``p`` of every kind's severity on clean validation
+    copies, the lowest ``p`` at which at most :data:`CLEAN_FINDING_RATE` of them get any finding."""
+    clean = [row for row in validation if _is_clean(row)]
+    model = VerdictModel(document)
+    severities = model.severities(_matrix(model, clean))
+    for p in np.arange(90.0, 100.01, 0.25):
+        thresholds = {k: max(MIN_THRESHOLD, float(np.percentile(v, p))) for k, v in severities.items()}
+        flagged = np.zeros(len(clean), bool)
+        for kind, values in severities.items():
+            flagged |= values >= thresholds[kind]
+        if flagged.mean() <= CLEAN_FINDING_RATE:
+            break
+    for kind, threshold in thresholds.items():
+        document["findings"][kind]["threshold"] = round(threshold, 2)
+    return {"clean_percentile": float(p), "clean_rate_with_a_finding": round(float(flagged.mean()), 4)}
+
+
+# ---- evidence --------------------------------------------------------------------------------
+
+
+def held_out(model: VerdictModel, folder: Path) -> dict:
+    """Figures on the test split (seeds never used for fitting or selection)."""
+    test = generate.load_split(folder, "test")
+    x = _matrix(model, test)
+    quality = model.quality(x)
+    labels = np.array([row["label"] for row in test])
+    severe, mild = _severe_vs_mild(quality, test)
+    all_severe = [float(q) for q, row in zip(quality, test, strict=True) if _worst(row) >= SEVERE]
+    per_kind = {}
+    for kind in sorted({row["single_kind"] for row in test if row["single_kind"]}):
+        positive = [
+            float(q)
+            for q, row in zip(quality, test, strict=True)
+            if row["single_kind"] == kind and _worst(row) >= SEVERE
+        ]
+        per_kind[kind] = round(auc(mild, positive), 3) if positive else None
+    accuracy, confusion = _kind_accuracy(model, test)
+    severities = model.severities(x)
+    reported = []
+    for n, row in enumerate(test):
+        if row["single_kind"] and _worst(row) >= SEVERE:
+            kind = KIND_OF_CORRUPTION[row["single_kind"]]
+            reported.append(severities[kind][n] >= model.document["findings"][kind]["threshold"])
+    clean = np.flatnonzero([_is_clean(row) for row in test])
+    any_finding = np.zeros(len(test), bool)
+    for kind, values in severities.items():
+        any_finding |= values >= model.document["findings"][kind]["threshold"]
+    change = _clean_pair_change(quality, test)
+    return {
+        "rows": len(test),
+        "auc_severe_vs_clean_mild": round(auc(mild, severe), 4),
+        "auc_all_severe_incl_combinations_vs_clean_mild": round(auc(mild, all_severe), 4),
+        "auc_per_kind_vs_clean_mild": per_kind,
+        "n_severe": len(severe),
+        "n_clean_mild": len(mild),
+        "srcc_quality_label": round(srcc(quality.tolist(), labels.tolist()), 4),
+        "mae_quality_label": round(float(np.mean(np.abs(quality - labels))), 2),
+        "clean_quality_p5_median": [
+            round(float(np.percentile(quality[clean], 5)), 1),
+            round(float(np.median(quality[clean])), 1),
+        ],
+        "clean_copies_with_a_finding": round(float(any_finding[clean].mean()), 4),
+        "clean_pair_change_mean_max": [round(float(change.mean()), 2), round(float(change.max()), 2)],
+        "finding_kind_accuracy_single_severe": round(accuracy, 3),
+        "right_kind_reported_single_severe": round(float(np.mean(reported)), 3),
+        "finding_confusion": confusion,
+    }
+
+
+def invariance(model: VerdictModel, seeds: range) -> dict:
+    """|quality(re-stored) - quality(as synthesised)| per benign re-storing, clean test images."""
+    diffs: dict[str, list[float]] = {name: [] for name in (*BENIGN, "slice_vs_slab")}
+    for seed in seeds:
+        base, foreground = make_base(seed)
+        volume = np.abs(base)[None]
+        reference = model.assess(volume).quality
+        for name, variant in benign_variants(volume, foreground[None]).items():
+            quality = model.assess(variant).quality
+            diffs[name].append(100.0 if quality is None or reference is None else abs(quality - reference))
+        slab = synthesize_volume(seed, CONFIG, shape=(9, 160, 160))
+        rng = np.random.default_rng(seed)
+        sigma = float(np.mean(slab.magnitude[slab.foreground])) / 30.0
+        noise = rng.standard_normal((2, *slab.image.shape))
+        noisy = np.abs(slab.image + sigma * (noise[0] + 1j * noise[1]))
+        whole, one = model.assess(noisy).quality, model.assess(noisy[4]).quality
+        diffs["slice_vs_slab"].append(100.0 if whole is None or one is None else abs(whole - one))
+    return {
+        name: {
+            "max": round(max(v), 2),
+            "p95": round(float(np.percentile(v, 95)), 2),
+            "mean": round(float(np.mean(v)), 2),
+        }
+        for name, v in diffs.items()
+    }
+
+
+def cost(model: VerdictModel, repeats: int = 3) -> dict:
+    """Seconds for the whole verdict (features and model) of a 176x256x256 float32 volume."""
+    rng = np.random.default_rng(0)
+    r, c = np.mgrid[:256, :256] / 256 - 0.5
+    head = ((r / 0.4) ** 2 + (c / 0.33) ** 2 < 1).astype(np.float32)
+    volume = np.abs(head[None] + 0.03 * rng.standard_normal((176, 256, 256), dtype=np.float32))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.assess(volume)
+        times.append(time.perf_counter() - start)
+    return {"verdict_176x256x256_s_median": round(float(np.median(times)), 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_DATA / "verdict.json", help="model file")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="root of the data cache")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--invariance-images", type=int, default=24)
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    folder = generate.generate(args.data, args.jobs)
+    document, _ = fit(folder)
+    model = VerdictModel(document)
+    document["held_out_test"] = held_out(model, folder)
+    test_seeds = generate.SPLITS["test"]
+    document["invariance_points"] = invariance(
+        model, range(test_seeds.start, test_seeds.start + args.invariance_images)
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(document, indent=1) + "\n")
+    report = {
+        "model": str(args.out),
+        "data": str(folder),
+        "selection": document["selection"],
+        "held_out": document["held_out_test"],
+        "invariance_points": document["invariance_points"],
+        "cost": cost(model),
+        "wall_s": round(time.perf_counter() - start, 1),
+    }
+    (folder / "evidence_synthetic.json").write_text(json.dumps(report, indent=1) + "\n")
+    sys.stderr.write(json.dumps({k: report[k] for k in ("held_out", "cost", "wall_s")}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

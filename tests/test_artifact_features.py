@@ -1,0 +1,252 @@
+"""Artifact features on phantoms with known answers (noise sigma, blur, invariance to re-storing),
+the verdict model applied to them, and the reproducibility of its training data."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from qcgate.contract.artifacts import AIR_FEATURES, FEATURE_NAMES, artifact_features, slice_features
+from qcgate.contract.verdict_model import VerdictModel, default_verdict_path, load_verdict_model
+from qcgate.models.verdict.data import samples_for_base
+from qcgate.models.verdict.generate import _code_only, data_key
+
+
+def _phantom(sigma: float = 0.02, size: int = 160, seed: int = 0) -> np.ndarray:
+    """Ellipses of three intensities on air, with Rician noise of per-channel ``sigma``."""
+    rng = np.random.default_rng(seed)
+    r, c = np.mgrid[:size, :size] / size - 0.5
+    clean = np.where((r / 0.38) ** 2 + (c / 0.3) ** 2 < 1, 1.0, 0.0)
+    clean = clean + np.where(((r - 0.1) / 0.1) ** 2 + (c / 0.12) ** 2 < 1, 0.6, 0.0)
+    clean = clean - np.where(((r + 0.15) / 0.08) ** 2 + ((c - 0.1) / 0.06) ** 2 < 1, 0.5, 0.0)
+    noise = sigma * (rng.standard_normal((2, size, size)))
+    return np.hypot(clean + noise[0], noise[1])
+
+
+def test_noise_recovers_known_sigma_within_15_percent() -> None:
+    for sigma in (0.01, 0.03, 0.08):
+        image = _phantom(sigma)
+        features = slice_features(image)
+        level = np.median(image[image > 0.1 * np.percentile(image, 99.5)])
+        assert features is not None
+        assert math.exp(features["noise"]) * level == pytest.approx(sigma, rel=0.15)
+
+
+def test_blurred_copy_has_a_larger_blur_feature() -> None:
+    image = _phantom(0.01)
+    sharp = slice_features(image)
+    blurred = slice_features(ndimage.gaussian_filter(image, 2.0))
+    assert sharp is not None
+    assert blurred is not None
+    assert blurred["blur"] > sharp["blur"] + 0.2
+    assert blurred["hf_loss"] > sharp["hf_loss"]
+
+
+def test_spike_raises_the_spike_feature() -> None:
+    image = _phantom(0.02)
+    r, c = np.mgrid[: image.shape[0], : image.shape[1]]
+    striped = np.abs(image + 0.05 * np.cos(2 * np.pi * (0.21 * r + 0.13 * c)))
+    clean_value, spiked = slice_features(image), slice_features(striped)
+    assert clean_value is not None
+    assert spiked is not None
+    assert spiked["spike"] > clean_value["spike"] + 1.0
+
+
+def test_bias_field_raises_the_bias_feature() -> None:
+    image = _phantom(0.01)
+    r, _ = np.mgrid[: image.shape[0], : image.shape[1]] / image.shape[0]
+    before, after = slice_features(image), slice_features(image * np.exp(0.8 * (r - 0.5)))
+    assert before is not None
+    assert after is not None
+    assert after["bias"] > before["bias"] + 0.05
+
+
+@pytest.mark.parametrize(
+    "restore",
+    [
+        lambda x: x * 1234.5,
+        lambda x: x * 1e-3,
+        lambda x: x[::-1],
+        lambda x: x[:, ::-1],
+        lambda x: x.T,
+        lambda x: np.pad(x, ((7, 30), (0, 12))),
+    ],
+    ids=["scale-up", "scale-down", "flip-rows", "flip-cols", "transpose", "zero-pad"],
+)
+def test_features_are_invariant_to_benign_restoring(restore) -> None:
+    image = _phantom(0.02)
+    reference, restored = slice_features(image), slice_features(restore(image))
+    assert reference is not None
+    assert restored is not None
+    for name in FEATURE_NAMES:
+        assert restored[name] == pytest.approx(reference[name], abs=1e-3), name
+
+
+def test_zero_filled_air_is_judged_from_the_anatomy() -> None:
+    image = _phantom(0.03)
+    mask = ndimage.binary_dilation(image > 0.3, iterations=3)
+    noisy_air, zero_air = slice_features(image), slice_features(np.where(mask, image, 0.0))
+    assert noisy_air is not None
+    assert zero_air is not None
+    assert noisy_air["air_usable"] == 1.0
+    assert zero_air["air_usable"] == 0.0
+    assert zero_air["noise"] == pytest.approx(noisy_air["noise"], abs=0.05)
+    assert zero_air["blur"] == pytest.approx(noisy_air["blur"], abs=0.05)
+
+
+def test_stack_gives_per_slice_values_and_a_median() -> None:
+    stack = np.stack([_phantom(0.02, seed=s) for s in range(5)])
+    stack[0] = 0.0  # an empty slice is not assessed
+    features = artifact_features(stack)
+    assert features is not None
+    assert list(features.slices) == [1, 2, 3, 4]
+    assert features.values["noise"] == pytest.approx(float(np.median(features.per_slice["noise"])))
+    assert artifact_features(np.zeros((3, 32, 32))) is None
+
+
+def test_cropping_to_the_anatomy_keeps_the_spectral_features() -> None:
+    """The tissue window is tapered at the FOV edge, so a crop adds no cut to the spectrum."""
+    image = _phantom(0.02, size=192)
+    rows = np.flatnonzero((image > 0.3).any(axis=1))
+    cols = np.flatnonzero((image > 0.3).any(axis=0))
+    cropped = image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    reference, restored = slice_features(image), slice_features(cropped)
+    assert reference is not None
+    assert restored is not None
+    assert restored["spectral_cliff"] == pytest.approx(reference["spectral_cliff"], abs=0.25)
+    assert restored["edge_wrap"] < 0.3
+
+
+def test_a_folded_field_of_view_raises_edge_wrap_above_a_crop() -> None:
+    image = _phantom(0.02, size=192)
+    rows = np.flatnonzero((image > 0.3).any(axis=1))
+    first, extent = rows[0], rows[-1] - rows[0] + 1
+    period = int(0.7 * extent)
+    start = first + (extent - period) // 2
+    folded = image[start : start + period].copy()
+    folded[: start - first] += image[start + period : rows[-1] + 1][: start - first]
+    cropped = image[rows[0] : rows[-1] + 1]
+    wrapped, plain = slice_features(folded), slice_features(cropped)
+    assert wrapped is not None
+    assert plain is not None
+    assert wrapped["edge_wrap"] > plain["edge_wrap"] + 0.3
+
+
+def test_a_half_fov_ghost_over_the_anatomy_raises_ghost_overlap_even_without_air() -> None:
+    image = _phantom(0.01, size=192)
+    ghosted = np.hypot(image, 0.4 * np.roll(image, 96, axis=0))
+    mask = ndimage.binary_dilation(image > 0.3, iterations=3)
+    clean, ghost = slice_features(image), slice_features(ghosted)
+    zero_air = slice_features(np.where(mask | (ghosted > 0.3), ghosted, 0.0))
+    assert clean is not None
+    assert ghost is not None
+    assert zero_air is not None
+    assert clean["ghost_overlap"] < 0.1
+    assert ghost["ghost_overlap"] > clean["ghost_overlap"] + 0.2
+    assert zero_air["ghost_overlap"] > clean["ghost_overlap"] + 0.2
+
+
+def test_air_features_come_only_from_slices_whose_air_holds_noise() -> None:
+    noisy = _phantom(0.03, seed=1)
+    zeroed = np.where(ndimage.binary_dilation(noisy > 0.3, iterations=3), noisy, 0.0)
+    features = artifact_features(np.stack([noisy, zeroed, zeroed]))
+    assert features is not None
+    assert features.air_per_slice is not None
+    assert list(features.air_per_slice) == [1.0, 0.0, 0.0]
+    alone = slice_features(noisy)
+    assert alone is not None
+    for name in AIR_FEATURES:
+        assert features.values[name] == pytest.approx(alone[name])
+
+
+def test_at_most_eight_slices_of_a_volume_are_assessed() -> None:
+    volume = np.stack([_phantom(0.02, size=256, seed=s) for s in range(40)]).astype(np.float32)
+    features = artifact_features(volume)
+    assert features is not None
+    assert len(features.slices) == 8  # at most eight slices are assessed, evenly spread
+
+
+# ---- the verdict model ---------------------------------------------------------------------
+
+
+def _tiny_model() -> VerdictModel:
+    names = list(FEATURE_NAMES)
+    return VerdictModel(
+        {
+            "format": "qcgate-verdict/1",
+            "feature_names": names,
+            "knots": {name: [-6.0, 0.0] if name == "noise" else [0.0, 1.0] for name in names},
+            "air_fill": dict.fromkeys(AIR_FEATURES, 0.25),
+            "quality": {
+                "intercept": 2.0,
+                "weights": [1.0] * len(names),
+                "calibration": {"x": [0.0, 100.0], "y": [0.0, 100.0]},
+            },
+            "findings": {
+                "noise": {"intercept": -2.0, "weights": [4.0] + [0.0] * (len(names) - 1), "threshold": 50.0},
+                "blur": {
+                    "intercept": -2.0,
+                    "weights": [0.0, 4.0] + [0.0] * (len(names) - 2),
+                    "threshold": 50.0,
+                },
+            },
+        }
+    )
+
+
+def test_the_model_reads_clean_air_where_the_air_is_not_usable() -> None:
+    model = _tiny_model()
+    values = dict.fromkeys(FEATURE_NAMES, 0.0)
+    usable, unusable = model.rows(values, 1.0), model.rows(values, 0.0)
+    for j, name in enumerate(FEATURE_NAMES):
+        assert usable[0, j] == 0.0
+        assert unusable[0, j] == (0.25 if name in AIR_FEATURES else 0.0)
+
+
+def test_the_model_is_monotone_and_names_the_worst_slices() -> None:
+    model = _tiny_model()
+    better = dict.fromkeys(FEATURE_NAMES, 0.0)
+    better["noise"] = -5.0
+    worse = {**better, "noise": -1.0, "blur": 0.5}
+    assert model.quality(model.rows(worse))[0] < model.quality(model.rows(better))[0]
+    stack = np.stack([_phantom(sigma, seed=s) for s, sigma in enumerate((0.01, 0.2, 0.2))])
+    verdict = model.assess(stack)
+    assert verdict.quality is not None
+    assert 0.0 <= verdict.quality <= 100.0
+    assert set(verdict.severities) == {"noise", "blur"}
+    noise = [finding for finding in verdict.findings if finding.kind == "noise"]
+    assert len(noise) == 1
+    assert set(noise[0].slices) == {1, 2}  # the two noisy slices, not the clean one
+    assert model.assess(np.zeros((2, 32, 32))).quality is None
+
+
+def test_the_shipped_model_loads_and_judges_a_phantom() -> None:
+    model = load_verdict_model(default_verdict_path())
+    assert model.feature_names == FEATURE_NAMES
+    verdict = model.assess(_phantom(0.02))
+    assert verdict.quality is not None
+    assert 0.0 <= verdict.quality <= 100.0
+    assert all(0.0 <= finding.severity <= 100.0 for finding in verdict.findings)
+
+
+def test_the_data_cache_key_follows_the_code_not_its_prose() -> None:
+    code = "def f():\n    return 1\n"
+    documented = 'def f():\n    """Say what f does."""\n    return 1  # one\n'
+    assert _code_only(code) == _code_only(documented)
+    assert _code_only(code) != _code_only(code.replace("1", "2"))
+    assert data_key() == data_key()
+    assert data_key(copies=3) != data_key()
+
+
+@pytest.mark.slow  # two bases, twice: about 5 s
+def test_training_samples_are_reproducible() -> None:
+    first = [dataclasses.asdict(s) for s in samples_for_base(7, copies=3)]
+    again = [dataclasses.asdict(s) for s in samples_for_base(7, copies=3)]
+    assert first == again
+    assert [row["copy"] for row in first] == [0, 1, 2]
+    assert first[0]["label"] == first[1]["label"] == 100.0
+    assert first[1]["restorings"]  # the second clean copy is always cropped, zero-filled or stripped
