@@ -1,5 +1,6 @@
 """The quality benchmark end to end, in its smallest configuration: two small real images, one
-corruption type at one severity, one random combination, scored through ``qcgate score``'s path."""
+corruption type at one severity, one random combination and three benign re-storings, scored
+through ``qcgate score``'s path."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import pytest
 
 from qcgate.bench.quality.cli import BenchmarkResult, main, run
 
+pytestmark = pytest.mark.slow  # the benchmark run all tests share takes about 6 s
+
 CLASSIC = {"snr", "snrd", "cnr", "cjv", "efc", "fber", "gsr"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+RESTORINGS = ("transposed", "zero-filled-air", "single-slice")
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +28,7 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> BenchmarkResult:
         severities=[0.0, 1.0],
         kinds=["noise"],
         random_combinations=1,
+        restorings=RESTORINGS,
         max_slices=4,
         jobs=1,
         cache_dir=tmp_path_factory.mktemp("cache"),
@@ -33,13 +38,14 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> BenchmarkResult:
 def test_every_copy_is_scored_by_every_service_metric(result: BenchmarkResult) -> None:
     document = json.loads(result.json_path.read_text())
     rows = document["rows"]
+    copies = ("clean", "noise@1", "random-00", "restore-transposed", "restore-zero-filled-air")
     assert [(r["image"], r["copy"]) for r in rows] == [
-        (image, copy)
-        for image in ("mr-small-head", "emri-head")
-        for copy in ("clean", "noise@1", "random-00")
+        *(("mr-small-head", copy) for copy in copies),  # one slice: no single-slice re-storing
+        *(("emri-head", copy) for copy in (*copies, "restore-single-slice")),
     ]
-    assert all(r["status"] == "done" for r in rows)
-    assert all(CLASSIC <= set(r["metrics"]) for r in rows)
+    corrupted = [r for r in rows if r["kind"] != "restore"]
+    assert all(r["status"] == "done" for r in corrupted)
+    assert all(CLASSIC <= set(r["metrics"]) for r in corrupted)
     assert {r["reference"]["ssim"] for r in rows if r["copy"] == "clean"} == {1.0}
     noisy = [r for r in rows if r["copy"] == "noise@1"]
     assert all(r["corruptions"][0]["kind"] == "noise" and r["reference"]["ssim"] < 1.0 for r in noisy)
@@ -67,9 +73,43 @@ def test_noise_lowers_dietrich_snr_within_each_image(result: BenchmarkResult) ->
         assert noisy["metrics"]["snrd"] < clean["metrics"]["snrd"]
 
 
+def test_restored_copies_carry_the_clean_reference_and_the_verdict_fields(result: BenchmarkResult) -> None:
+    rows = json.loads(result.json_path.read_text())["rows"]
+    restored = [r for r in rows if r["kind"] == "restore"]
+    assert len(restored) == 5
+    assert all(r["severity"] == 0.0 and r["reference"]["ssim"] == 1.0 for r in restored)
+    assert all(r["corruptions"] == [] for r in restored)
+    transposed = [r for r in restored if r["copy"] == "restore-transposed"]
+    assert all(r["status"] == "done" for r in transposed)
+    for row in rows:  # read tolerantly: present whether or not the runtime reports a verdict
+        assert {"flag", "quality", "findings", "metric_quality"} <= set(row)
+
+
+def test_the_json_holds_the_gate_level_numbers(result: BenchmarkResult) -> None:
+    document = json.loads(result.json_path.read_text())
+    gate = document["gate"]
+    assert set(gate) == {"definitions", "classes", "auc", "flag", "invariance", "findings"}
+    assert gate["classes"]["restored"] == 5
+    assert gate["flag"]["overall"]["benign"] == 2 + 5  # two clean copies and the re-stored ones
+    assert set(gate["invariance"]) == {f"restore-{name}" for name in RESTORINGS}
+    assert gate["invariance"]["restore-single-slice"]["images"] == 1
+    assert CLASSIC <= set(gate["auc"]["metrics"])
+    assert document["settings"]["restorings"] == list(RESTORINGS)
+
+
 def test_the_markdown_report_has_every_table(result: BenchmarkResult) -> None:
     text = result.markdown_path.read_text()
-    for heading in ("## Overall", "per corruption type", "by anatomy", "## Images"):
+    for heading in (
+        "## Overall",
+        "## Gate level",
+        "Across-image AUC",
+        "The default flag",
+        "Invariance of quality under benign re-storings",
+        "Findings by corruption kind",
+        "per corruption type",
+        "by anatomy",
+        "## Images",
+    ):
         assert heading in text
     assert "| snrd (↑) |" in text
     assert "| cjv (↓) |" in text
@@ -78,6 +118,7 @@ def test_the_markdown_report_has_every_table(result: BenchmarkResult) -> None:
 def test_pictures_are_pngs_for_every_metric_and_the_example_grid(result: BenchmarkResult) -> None:
     names = {p.name for p in result.pictures}
     assert {f"scatter_{m}.png" for m in CLASSIC} <= names
+    assert "calibration.png" in names
     assert any(name.startswith("examples_") for name in names)
     for picture in result.pictures:
         assert picture.read_bytes()[:8] == PNG_MAGIC

@@ -47,7 +47,7 @@ def test_each_image_is_a_marked_float_volume_with_real_geometry(
     assert image.volume.dtype == np.float32
     assert image.volume.ndim == 3
     assert image.volume.max() > image.volume.min()
-    assert min(image.volume.shape[1:]) >= 64
+    assert min(image.volume.shape[1:]) >= 58  # dipy aniso_vox is 58x58 at 4 mm; the rest at least 64
     assert all(0.1 < s < 10.0 for s in image.spacing_mm)
     assert image.phase_encode_axis in (-2, -1)
     assert image.provenance["kind"] == EVALUATION_KIND

@@ -1,4 +1,4 @@
-"""The agreement statistics of image-quality assessment: SRCC, PLCC after a logistic fit, ranking.
+"""The agreement statistics of image-quality assessment: SRCC, PLCC after a logistic fit, ranking, AUC.
 
 Every function takes a metric's values already *oriented* so that higher means better (a
 lower-is-better metric is negated first, :func:`oriented`), and a target where higher is better too
@@ -35,6 +35,7 @@ __all__ = [
     "MIN_POINTS_4PL",
     "MIN_POINTS_5PL",
     "Correlation",
+    "auc",
     "logistic_4",
     "logistic_5",
     "mean_finite",
@@ -159,3 +160,21 @@ def mean_finite(values: Sequence[float]) -> float:
     """The mean of the finite values (per-image correlations), NaN when there are none."""
     finite = [v for v in values if math.isfinite(v)]
     return float(np.mean(finite)) if finite else _NAN
+
+
+def auc(better: npt.ArrayLike, worse: npt.ArrayLike) -> Correlation:
+    """The area under the ROC curve of oriented scores separating two groups of copies.
+
+    The probability that a copy of the ``better`` group (clean or mildly degraded) scores higher than
+    one of the ``worse`` group (severely degraded), a tie counting half: Mann-Whitney's U over the
+    product of the group sizes. 1 separates perfectly, 0.5 is chance, below 0.5 is backwards.
+    Non-finite scores are left out; NaN when a group is empty. ``n`` is the number of scores used.
+    """
+    good = np.asarray(better, dtype=np.float64)
+    bad = np.asarray(worse, dtype=np.float64)
+    good, bad = good[np.isfinite(good)], bad[np.isfinite(bad)]
+    if not good.size or not bad.size:
+        return Correlation(_NAN, int(good.size + bad.size))
+    margin = good[:, None] - bad[None, :]
+    wins = np.count_nonzero(margin > 0) + 0.5 * np.count_nonzero(margin == 0)
+    return Correlation(float(wins / margin.size), int(good.size + bad.size))

@@ -15,6 +15,10 @@ metric and group:
   ceiling is about 0.74; the consensus reader never flips. Each pair gets one verdict for all
   metrics.
 
+Benign re-storings (kind ``restore``) share the clean copy's reference, so they have no place in a
+correlation with damage: they are left out of every group and pair here, and judged by the
+gate-level numbers instead (:mod:`qcgate.bench.quality.gate`, invariance).
+
 Positive numbers mean agreement (:mod:`qcgate.bench.quality.agreement`); NaN where too few finite values.
 """
 
@@ -29,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from qcgate.bench.quality.agreement import Correlation, mean_finite, oriented, plcc, ranking_accuracy, srcc
-from qcgate.bench.quality.copies import CLEAN, RANDOM
+from qcgate.bench.quality.copies import CLEAN, RANDOM, RESTORE
 from qcgate.bench.quality.scoring import ScoreRow
 from qcgate.models.corruption import DEFAULT_READER, ReaderConfig, reader_preference
 
@@ -59,24 +63,26 @@ def metric_directions(rows: Sequence[ScoreRow]) -> dict[str, bool]:
 
 
 def group_rows(rows: Sequence[ScoreRow]) -> dict[str, list[int]]:
-    """Row indices per group: each corruption type and ``random`` with the clean copies, and ``overall``."""
+    """Row indices per group: each corruption type and ``random`` with the clean copies, and ``overall``
+    (every copy but the re-storings)."""
     clean = [i for i, row in enumerate(rows) if row.kind == CLEAN]
     groups: dict[str, list[int]] = defaultdict(list)
     for index, row in enumerate(rows):
-        if row.kind != CLEAN:
+        if row.kind not in (CLEAN, RESTORE):
             groups[row.kind].append(index)
     ordered = {kind: sorted(clean + members) for kind, members in groups.items() if kind != RANDOM}
     if RANDOM in groups:
         ordered[RANDOM] = sorted(clean + groups[RANDOM])
-    ordered[OVERALL] = list(range(len(rows)))
+    ordered[OVERALL] = [i for i, row in enumerate(rows) if row.kind != RESTORE]
     return ordered
 
 
 def reader_pairs(rows: Sequence[ScoreRow], seed: int) -> list[Pair]:
-    """Every pair of copies of the same image, judged once by each reader (seeded)."""
+    """Every pair of copies (re-storings aside) of the same image, judged once by each reader (seeded)."""
     by_image: dict[str, list[int]] = defaultdict(list)
     for index, row in enumerate(rows):
-        by_image[row.image].append(index)
+        if row.kind != RESTORE:
+            by_image[row.image].append(index)
     rng_reader, rng_consensus = (np.random.default_rng([seed, k]) for k in (1, 2))
     pairs = []
     for image, indices in by_image.items():

@@ -1,10 +1,10 @@
 """``python -m qcgate.bench.quality --out DIR``: degrade, score, analyse, report (docs/quality-benchmark.md).
 
 Progress goes to stderr; stdout carries only the markdown report, so ``> quality.md`` works too.
-DIR receives ``quality.md``, ``quality.json``, ``scatter_<metric>.png`` per metric and
-``examples_<image>.png``. The degraded DICOM series are scored from a temporary folder and
-deleted, unless ``--keep-series`` keeps them in DIR/series (they are evaluation data: never train
-on them).
+DIR receives ``quality.md``, ``quality.json``, ``scatter_<metric>.png`` per metric,
+``calibration.png`` (the series quality against the reference) and ``examples_<image>.png``. The
+degraded DICOM series are scored from a temporary folder and deleted, unless ``--keep-series``
+keeps them in DIR/series (they are evaluation data: never train on them).
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ from typing import Any
 
 from qcgate.bench.quality.analysis import analyse, metric_directions
 from qcgate.bench.quality.copies import copy_specs
+from qcgate.bench.quality.gate import gate_analysis
 from qcgate.bench.quality.manifest_record import record_in_manifest
-from qcgate.bench.quality.plots import example_grid, scatter_grid
+from qcgate.bench.quality.plots import calibration_plot, example_grid, scatter_grid
 from qcgate.bench.quality.real_images import DEFAULT_CACHE_DIR, SOURCES, EvaluationImage, evaluation_images
 from qcgate.bench.quality.report import markdown, write_json
+from qcgate.bench.quality.restorings import RESTORINGS
 from qcgate.bench.quality.scoring import score_copies
 from qcgate.contract.manifest import default_manifest_path
 from qcgate.models.corruption import CORRUPTION_TYPES
@@ -44,6 +46,7 @@ class BenchmarkResult:
     pictures: list[Path]
     report: str
     results: dict[str, dict[str, dict[str, Any]]]
+    gate: dict[str, Any]
 
 
 def _example_image(images: Sequence[EvaluationImage]) -> EvaluationImage:
@@ -58,6 +61,7 @@ def run(
     severities: Sequence[float] = DEFAULT_SEVERITIES,
     kinds: Sequence[str] = CORRUPTION_TYPES,
     random_combinations: int = 10,
+    restorings: Sequence[str] = RESTORINGS,
     max_slices: int | None = 16,
     seed: int = 1,
     jobs: int = 1,
@@ -68,7 +72,7 @@ def run(
     started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     evaluation = evaluation_images(images, cache_dir=cache_dir, max_slices=max_slices)
-    specs = copy_specs(kinds, severities, random_combinations)
+    specs = copy_specs(kinds, severities, random_combinations, restorings)
     sys.stderr.write(f"quality: {len(evaluation)} images x {len(specs)} copies on {jobs} worker(s)\n")
     with tempfile.TemporaryDirectory(prefix="qcgate-quality-") as scratch:
         series_dir = out / "series" if keep_series else Path(scratch)
@@ -76,8 +80,10 @@ def run(
             evaluation, specs, seed=seed, series_dir=series_dir, keep_series=keep_series, jobs=jobs
         )
     results = analyse(rows, seed)
+    gate = gate_analysis(rows)
     directions = metric_directions(rows)
-    pictures = []
+    pictures = [out / "calibration.png"]
+    calibration_plot(rows, pictures[-1])
     for metric, higher_is_better in directions.items():
         pictures.append(out / f"scatter_{metric}.png")
         scatter_grid(rows, metric, higher_is_better, pictures[-1])
@@ -90,19 +96,20 @@ def run(
         "severities": sorted({0.0, *severities}),
         "kinds": list(kinds),
         "random_combinations": random_combinations,
+        "restorings": list(restorings),
         "max_slices": max_slices,
         "seed": seed,
         "jobs": jobs,
         "copies": len(rows),
     }
-    report = markdown(results, directions, evaluation, settings, runtime_s)
+    report = markdown(results, directions, evaluation, settings, runtime_s, gate)
     markdown_path, json_path = out / "quality.md", out / "quality.json"
     markdown_path.write_text(report + "\n")
-    write_json(json_path, results, directions, rows, evaluation, settings, runtime_s)
+    write_json(json_path, results, directions, rows, evaluation, settings, runtime_s, gate)
     sys.stderr.write(
         f"quality: done in {runtime_s:.0f} s; {markdown_path}, {json_path}, {len(pictures)} PNGs\n"
     )
-    return BenchmarkResult(markdown_path, json_path, pictures, report, results)
+    return BenchmarkResult(markdown_path, json_path, pictures, report, results, gate)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -125,6 +132,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--kinds", nargs="+", choices=CORRUPTION_TYPES, default=list(CORRUPTION_TYPES))
     parser.add_argument("--random-combinations", type=int, default=10, help="random mixes per image")
+    parser.add_argument(
+        "--restorings",
+        nargs="*",
+        choices=RESTORINGS,
+        default=list(RESTORINGS),
+        help="benign re-storings of each clean image (default: all; none when given no names)",
+    )
     parser.add_argument("--max-slices", type=int, default=16, help="keep a central slab of larger volumes")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
@@ -155,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         severities=args.severities,
         kinds=args.kinds,
         random_combinations=args.random_combinations,
+        restorings=args.restorings,
         max_slices=args.max_slices,
         seed=args.seed,
         jobs=args.jobs,

@@ -6,6 +6,11 @@ Severity 0 is not a corruption: the unmodified image is scored once as the copy 
 stands at severity 0 in every corruption type's series. The reference measures (SSIM, PSNR,
 NRMSE, VIF) and the simulated reader's composite compare each copy with that clean image, over the
 whole image: the same measures the simulator's reader judges by.
+
+Benign re-storings (:mod:`qcgate.bench.quality.restorings`: rescaled, mirrored, transposed, cropped,
+zero-filled or padded air, one slice) are copies of kind :data:`RESTORE` at severity 0, named
+``restore-<re-storing>``; nothing was corrupted, so their reference is the clean image's own, and
+their :class:`~qcgate.bench.quality.restorings.Storage` says how to write them.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from qcgate.bench.quality.real_images import EvaluationImage
+from qcgate.bench.quality.restorings import RESTORINGS, Storage, restore, restoring_applies
 from qcgate.models.corruption import (
     AppliedCorruption,
     composite_from_measures,
@@ -26,17 +32,29 @@ from qcgate.models.corruption import (
     reference_measures,
 )
 
-__all__ = ["CLEAN", "RANDOM", "CopySpec", "DegradedCopy", "copy_specs", "corrupted_volume", "make_copy"]
+__all__ = [
+    "CLEAN",
+    "RANDOM",
+    "RESTORE",
+    "CopySpec",
+    "DegradedCopy",
+    "applies_to",
+    "copy_specs",
+    "corrupted_volume",
+    "make_copy",
+    "restoring_of",
+]
 
 CLEAN = "clean"
 RANDOM = "random"
+RESTORE = "restore"
 
 
 @dataclass(frozen=True)
 class CopySpec:
-    """What one copy is: ``kind`` is a corruption type, :data:`CLEAN` or :data:`RANDOM`."""
+    """What one copy is: ``kind`` is a corruption type, :data:`CLEAN`, :data:`RANDOM` or :data:`RESTORE`."""
 
-    name: str  # unique within an image: "clean", "noise@0.4", "random-03"
+    name: str  # unique within an image: "clean", "noise@0.4", "random-03", "restore-transposed"
     kind: str
     severity: float | None  # None for random combinations
 
@@ -52,17 +70,38 @@ class DegradedCopy:
     reference: dict[str, float]  # ssim, psnr, nrmse, vif against the clean image
     composite: float  # the simulated reader's 0..1 composite of ``reference``
     provenance: dict[str, Any] = field(default_factory=dict)
+    storage: Storage | None = None  # a re-storing's geometry and intensity storage; None: the image's own
 
 
-def copy_specs(kinds: Sequence[str], severities: Sequence[float], random_combinations: int) -> list[CopySpec]:
-    """The clean copy, each kind at each positive severity, then the random combinations."""
+def copy_specs(
+    kinds: Sequence[str],
+    severities: Sequence[float],
+    random_combinations: int,
+    restorings: Sequence[str] = (),
+) -> list[CopySpec]:
+    """The clean copy, each kind at each positive severity, the random combinations, the re-storings."""
     if any(not 0.0 <= s <= 1.0 for s in severities):
         raise ValueError(f'Argument "severities" must lie in [0, 1], got {list(severities)}.')
+    if unknown := sorted(set(restorings) - set(RESTORINGS)):
+        raise ValueError(f'Argument "restorings" has unknown names {unknown}; known: {list(RESTORINGS)}.')
     graded = sorted({float(s) for s in severities if s > 0})
     specs = [CopySpec(CLEAN, CLEAN, 0.0)]
     specs += [CopySpec(f"{kind}@{severity:g}", kind, severity) for kind in kinds for severity in graded]
     specs += [CopySpec(f"{RANDOM}-{index:02d}", RANDOM, None) for index in range(random_combinations)]
+    specs += [CopySpec(f"{RESTORE}-{name}", RESTORE, 0.0) for name in restorings]
     return specs
+
+
+def restoring_of(spec: CopySpec) -> str:
+    """The re-storing a :data:`RESTORE` copy applies ("transposed" for "restore-transposed")."""
+    if spec.kind != RESTORE:
+        raise ValueError(f'Argument "spec" must be a re-storing, got the {spec.kind} copy {spec.name!r}.')
+    return spec.name.removeprefix(f"{RESTORE}-")
+
+
+def applies_to(spec: CopySpec, image: EvaluationImage) -> bool:
+    """Whether ``spec`` makes a copy of ``image`` (a one-slice image has no single-slice re-storing)."""
+    return spec.kind != RESTORE or restoring_applies(restoring_of(spec), image.volume)
 
 
 def corrupted_volume(
@@ -73,6 +112,8 @@ def corrupted_volume(
     axis = image.phase_encode_axis
     if spec.kind == CLEAN:
         return image.volume.astype(np.float32), ()
+    if spec.kind == RESTORE:
+        return restore(image.volume.astype(np.float32), restoring_of(spec))[0], ()
     if spec.kind == RANDOM:
         volume, records = corrupt_random(
             image.volume, rng, max_corruptions=max_corruptions, phase_encode_axis=axis
@@ -85,15 +126,26 @@ def corrupted_volume(
 
 
 def make_copy(image: EvaluationImage, spec: CopySpec, seed: int) -> DegradedCopy:
-    """The copy ``spec`` of ``image`` with its reference measures against the clean image."""
-    volume, applied = corrupted_volume(image, spec, seed)
-    reference = reference_measures(image.volume, volume)
+    """The copy ``spec`` of ``image`` with its reference measures against the clean image.
+
+    A re-stored copy's reference is the clean image's own (nothing was corrupted; its grid may differ).
+    """
+    storage = None
+    if spec.kind == RESTORE:
+        volume, storage = restore(image.volume.astype(np.float32), restoring_of(spec))
+        applied: tuple[AppliedCorruption, ...] = ()
+        reference = reference_measures(image.volume, image.volume)
+    else:
+        volume, applied = corrupted_volume(image, spec, seed)
+        reference = reference_measures(image.volume, volume)
     provenance = {
         **image.provenance,
         "derived_from": image.name,
         "copy": spec.name,
         "corruptions": [{"kind": a.kind, "severity": a.severity, **a.parameters} for a in applied],
     }
+    if spec.kind == RESTORE:
+        provenance["restoring"] = restoring_of(spec)
     return DegradedCopy(
-        image.name, spec, volume, applied, reference, composite_from_measures(reference), provenance
+        image.name, spec, volume, applied, reference, composite_from_measures(reference), provenance, storage
     )

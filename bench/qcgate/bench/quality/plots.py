@@ -1,4 +1,5 @@
-"""The benchmark's pictures: each metric against SSIM per corruption type, and example corruptions.
+"""The benchmark's pictures: each metric against SSIM per corruption type, example corruptions, and
+the series quality's calibration against the reference (every image in one picture).
 
 Figures are built with Matplotlib's object API (``Figure``, no pyplot), so no GUI backend or global
 figure state is involved. Metrics whose values span more than two decades (FBER, SNRd on
@@ -16,14 +17,15 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from qcgate.bench.quality.analysis import OVERALL, group_rows
-from qcgate.bench.quality.copies import CLEAN, CopySpec, corrupted_volume
+from qcgate.bench.quality.copies import CLEAN, RANDOM, RESTORE, CopySpec, corrupted_volume
 from qcgate.bench.quality.real_images import EvaluationImage
 from qcgate.bench.quality.scoring import ScoreRow
 from qcgate.models.corruption import ssim
 
-__all__ = ["example_grid", "scatter_grid"]
+__all__ = ["calibration_plot", "example_grid", "scatter_grid"]
 
 _COLUMNS = 4
+_MARKERS = "osD^v<>pPX*hH8d"  # one per copy kind, in order of appearance (clean and restore first)
 
 
 def scatter_grid(rows: Sequence[ScoreRow], metric: str, higher_is_better: bool, path: Path) -> None:
@@ -96,3 +98,61 @@ def example_grid(
     figure.suptitle(f"Example corruptions of {image.name} ({image.anatomy}), slice {middle}", fontsize=12)
     figure.tight_layout(rect=(0, 0, 1, 0.98))
     figure.savefig(path, dpi=72)
+
+
+def calibration_plot(rows: Sequence[ScoreRow], path: Path) -> None:
+    """The series ``quality`` against SSIM and against the simulated reader's composite, every copy of
+    every image in one picture: colour by image, marker by kind (clean, each corruption type, random
+    combinations, re-storings). Copies without a quality are left out and counted in the title."""
+    images = sorted({row.image for row in rows})
+    colours = {image: colormaps["tab10"](i % 10) for i, image in enumerate(images)}
+    kinds = sorted({row.kind for row in rows}, key=lambda k: (k not in (CLEAN, RESTORE), k == RANDOM, k))
+    markers = {kind: _MARKERS[i % len(_MARKERS)] for i, kind in enumerate(kinds)}
+    scored = [row for row in rows if row.quality is not None and math.isfinite(row.quality)]
+    figure = Figure(figsize=(13.0, 6.0))
+    axes = figure.subplots(1, 2, sharey=True)
+    for axis, (label, reference) in zip(
+        axes,
+        (
+            ("SSIM to the clean image", lambda row: row.reference["ssim"]),
+            ("simulated reader's composite", lambda row: row.composite),
+        ),
+        strict=True,
+    ):
+        for row in scored:
+            clean = row.kind == CLEAN  # drawn larger and on top: the re-storings share its place
+            axis.scatter(
+                reference(row),
+                row.quality,
+                s=60 if clean else 30,
+                marker=markers[row.kind],
+                color=colours[row.image],
+                alpha=0.8,
+                edgecolors="black" if clean else "none",
+                zorder=3 if clean else 2,
+            )
+        axis.set_xlabel(label)
+        axis.set_ylim(-2.0, 102.0)
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("series quality (0-100, higher is better)")
+    if not scored:
+        for axis in axes:
+            axis.text(0.5, 0.5, "no copy has a series quality", ha="center", transform=axis.transAxes)
+    image_handles = [
+        axes[0].scatter([], [], marker="o", color=colours[image], label=image) for image in images
+    ]
+    kind_handles = [
+        axes[1].scatter([], [], marker=markers[kind], color="grey", label=kind.replace("_", " "))
+        for kind in kinds
+    ]
+    legends = ((image_handles, "lower left", "image"), (kind_handles, "lower right", "kind"))
+    for handles, where, title in legends:
+        figure.legend(handles=handles, loc=where, ncol=min(len(handles), 5), fontsize=8, title=title)
+    missing = len(rows) - len(scored)
+    figure.suptitle(
+        f"Series quality against the reference, {len(images)} images, {len(scored)} copies"
+        + (f" ({missing} without a quality)" if missing else ""),
+        fontsize=13,
+    )
+    figure.tight_layout(rect=(0, 0.16, 1, 0.95))
+    figure.savefig(path, dpi=80)

@@ -178,6 +178,25 @@ def _nibabel_epi() -> _Raw:
     return _Raw(volume, spacing, "axial", -2, "nibabel example4d.nii.gz", notes)
 
 
+def _dipy_aniso_brain() -> _Raw:
+    """dipy's ``aniso_vox``: a real brain volume (58x58x24 at 4x4x5 mm) with its real background noise."""
+    from dipy.data import get_fnames
+
+    volume, spacing = _axial_from_nifti(Path(get_fnames(name="aniso_vox")), lambda d: d, None)
+    return _Raw(volume, spacing, "axial", -2, "dipy aniso_vox.nii.gz", (_ALONG_COLUMNS,))
+
+
+def _nibabel_epi_phantom() -> _Raw:
+    """nibabel's ``phantom_EPI_asc_CLEAR_2_1.PAR``: a Philips EPI of a phantom (64x64x9, three
+    dynamics) with the scanner's own Nyquist ghosting; the first dynamic."""
+    from nibabel.testing import data_path
+
+    path = Path(str(data_path)) / "phantom_EPI_asc_CLEAR_2_1.PAR"
+    volume, spacing = _axial_from_nifti(path, lambda d: d[..., 0], None)
+    notes = ("first of three dynamics", _EPI_ENCODING)
+    return _Raw(volume, spacing, "axial", -2, "nibabel phantom_EPI_asc_CLEAR_2_1.PAR", notes)
+
+
 SOURCES: dict[str, _Source] = {
     source.name: source
     for source in (
@@ -204,6 +223,8 @@ SOURCES: dict[str, _Source] = {
         _Source("dipy-b0-brain", "brain", "dipy", _dipy_b0_brain),
         _Source("dipy-piesno-dwi", "brain", "dipy", _dipy_piesno_dwi),
         _Source("nibabel-epi", "brain", "nibabel", _nibabel_epi),
+        _Source("dipy-aniso-brain", "brain", "dipy", _dipy_aniso_brain),
+        _Source("nibabel-epi-phantom", "phantom", "nibabel", _nibabel_epi_phantom),
     )
 }
 

@@ -1,7 +1,8 @@
 """The benchmark's written outputs: ``quality.md`` (tables a person reads) and ``quality.json``.
 
-The JSON holds every number of :func:`qcgate.bench.quality.analysis.analyse`, every raw score row and the
-run's settings and environment, so any table can be rebuilt without scoring again.
+The JSON holds every number of :func:`qcgate.bench.quality.analysis.analyse` (``results``) and of
+:func:`qcgate.bench.quality.gate.gate_analysis` (``gate``), every raw score row and the run's settings
+and environment, so any table can be rebuilt without scoring again.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from qcgate.bench.environment import environment
 from qcgate.bench.quality.analysis import OVERALL
+from qcgate.bench.quality.gate_report import gate_markdown
 from qcgate.bench.quality.real_images import EvaluationImage
 from qcgate.bench.quality.scoring import ScoreRow
 
@@ -58,8 +60,10 @@ def markdown(
     images: Sequence[EvaluationImage],
     settings: Mapping[str, Any],
     runtime_s: float,
+    gate: Mapping[str, Any] | None = None,
 ) -> str:
-    """The report: settings, the overall table, per-type tables, per-image table, the images."""
+    """The report: settings, the overall table, the gate level (when given), per-type tables,
+    per-image table, the images."""
     metrics = list(results)
     kinds = list(next(iter(results.values()))) if results else []  # types, then random, then overall
     name = {m: f"{m} ({'↑' if directions[m] else '↓'})" for m in metrics}
@@ -67,7 +71,8 @@ def markdown(
         "# Quality benchmark",
         "",
         f"{len(images)} real evaluation images, severities {settings['severities']}, "
-        f"{settings['random_combinations']} random combinations each, {settings['copies']} scored copies; "
+        f"{settings['random_combinations']} random combinations and "
+        f"{len(settings.get('restorings', []))} benign re-storings each, {settings['copies']} scored copies; "
         f"seed {settings['seed']}; {runtime_s:.0f} s on {settings['jobs']} worker(s). "
         "Metrics are oriented so that positive means agreement (↑ higher is better, ↓ lower is better). "
         "Within: mean of per-image correlations; across: all images pooled. "
@@ -80,6 +85,8 @@ def markdown(
             [[name[m], *(_cell(results[m][OVERALL][key]) for key, _ in _OVERALL_COLUMNS)] for m in metrics],
         ),
     ]
+    if gate is not None:
+        lines += gate_markdown(gate, directions)
     for key, title in _PER_KIND_TABLES:
         lines += [f"## {title}", ""]
         lines += _table(
@@ -129,8 +136,9 @@ def write_json(
     images: Sequence[EvaluationImage],
     settings: Mapping[str, Any],
     runtime_s: float,
+    gate: Mapping[str, Any] | None = None,
 ) -> None:
-    """Everything: settings, environment, images, per-metric numbers and every raw score row."""
+    """Everything: settings, environment, images, per-metric and gate-level numbers, every raw row."""
     document = {
         "settings": dict(settings),
         "environment": environment(),
@@ -148,6 +156,7 @@ def write_json(
         ],
         "higher_is_better": dict(directions),
         "results": results,
+        "gate": gate,
         "rows": [asdict(row) for row in rows],
     }
     path.write_text(json.dumps(_json_safe(document), indent=1) + "\n")

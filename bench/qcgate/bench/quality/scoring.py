@@ -4,9 +4,15 @@ Each copy is written as an MR series (the evaluation image's spacing, plane and 
 and a batch of series goes through :func:`qcgate.cli.score.score_series_files`, the function behind
 ``qcgate score``: the same stack building, metric suites (:func:`qcgate.metrics.registry.load_suites`,
 so learned metrics registered there join automatically) and series-level values as the service.
-The baselines (:mod:`qcgate.bench.quality.baselines`) score the same volumes. Work is split into tasks of
-a few copies of one image and run in worker processes; copies are made inside the workers (each
-from its own seed, :mod:`qcgate.bench.quality.copies`), so only scores travel back.
+The baselines (:mod:`qcgate.bench.quality.baselines`) score the same volumes. A re-stored copy
+is written with its own geometry and intensity storage
+(:func:`qcgate.bench.quality.restorings.series_datasets`). Work is split into tasks of a few
+copies of one image and run in worker processes; copies are made inside the workers (each from
+its own seed, :mod:`qcgate.bench.quality.copies`), so only scores travel back.
+
+Besides every metric's value and calibrated quality, each row keeps the series verdict as
+``qcgate score --json`` prints it: ``flag``, ``quality`` and ``findings``. They are read by name
+from the JSON document, so a runtime without ``quality`` or ``findings`` gives ``None`` and ``[]``.
 """
 
 from __future__ import annotations
@@ -16,13 +22,14 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qcgate.bench.quality.baselines import Baseline, available_baselines
-from qcgate.bench.quality.copies import CopySpec, DegradedCopy, make_copy
+from qcgate.bench.quality.copies import CopySpec, DegradedCopy, applies_to, make_copy
 from qcgate.bench.quality.real_images import EvaluationImage
+from qcgate.bench.quality.restorings import series_datasets
 from qcgate.cli.score import score_series_files
 from qcgate.core.settings import get_settings
 from qcgate.synthetic.dicom_series import mr_series_datasets, write_series
@@ -47,6 +54,10 @@ class ScoreRow:
     status: str
     metrics: dict[str, float]  # NaN where the metric gave no value
     higher_is_better: dict[str, bool]
+    flag: str | None = None  # "pass" | "warn" | "fail"; None when the series was not flagged
+    quality: float | None = None  # the series verdict's 0-100 (higher is better), where given
+    findings: list[dict[str, Any]] = field(default_factory=list)  # {"kind", "severity", "slices", "stack"}
+    metric_quality: dict[str, float] = field(default_factory=dict)  # calibrated 0-100; NaN where none
 
 
 @dataclass(frozen=True)
@@ -60,17 +71,47 @@ class _Task:
 
 def _write(copy: DegradedCopy, image: EvaluationImage, directory: Path, seed: int) -> str:
     """Write ``copy`` as an MR series in ``directory``; returns its SeriesInstanceUID."""
-    datasets = mr_series_datasets(
-        copy.volume,
-        series_description=f"qcgate evaluation {image.name} {copy.spec.name}",
-        patient_id="QCGATE^EVALUATION",
-        orientation=image.orientation,
-        spacing_mm=image.spacing_mm,
-        phase_encoding="COL" if image.phase_encode_axis == -2 else "ROW",
-        uid_seed=f"qcgate quality benchmark {seed} {image.name} {copy.spec.name}",
-    )
+    description = f"qcgate evaluation {image.name} {copy.spec.name}"
+    uid_seed = f"qcgate quality benchmark {seed} {image.name} {copy.spec.name}"
+    if copy.storage is None:
+        datasets = mr_series_datasets(
+            copy.volume,
+            series_description=description,
+            patient_id="QCGATE^EVALUATION",
+            orientation=image.orientation,
+            spacing_mm=image.spacing_mm,
+            phase_encoding="COL" if image.phase_encode_axis == -2 else "ROW",
+            uid_seed=uid_seed,
+        )
+    else:
+        datasets = series_datasets(
+            copy.volume,
+            copy.storage,
+            clean=image.volume,
+            spacing_mm=image.spacing_mm,
+            orientation=image.orientation,
+            phase_encode_axis=image.phase_encode_axis,
+            series_description=description,
+            patient_id="QCGATE^EVALUATION",
+            uid_seed=uid_seed,
+        )
     write_series(datasets, directory)
     return str(datasets[0].SeriesInstanceUID)
+
+
+def _verdict(document: dict[str, Any]) -> dict[str, Any]:
+    """The verdict fields of a ``qcgate score --json`` document, read tolerantly."""
+    quality = document.get("quality")
+    metrics = document.get("metrics") or {}
+    return {
+        "flag": document.get("flag"),
+        "quality": float(quality) if quality is not None else None,
+        "findings": list(document.get("findings") or []),
+        "metric_quality": {
+            name: float(m["quality"]) if m.get("quality") is not None else float("nan")
+            for name, m in metrics.items()
+        },
+    }
 
 
 def _score_task(task: _Task) -> list[ScoreRow]:
@@ -85,6 +126,7 @@ def _score_task(task: _Task) -> list[ScoreRow]:
         result = results.get(uid)
         metrics = {name: m.value for name, m in result.metrics.items()} if result else {}
         directions = {name: m.higher_is_better for name, m in result.metrics.items()} if result else {}
+        verdict = _verdict(result.model_dump(mode="json") if result else {})
         for baseline in baselines:
             metrics[baseline.name] = baseline.score(copy.volume)
             directions[baseline.name] = baseline.higher_is_better
@@ -101,6 +143,7 @@ def _score_task(task: _Task) -> list[ScoreRow]:
                 status=result.status.value if result else "missing",
                 metrics=metrics,
                 higher_is_better=directions,
+                **verdict,
             )
         )
     if not task.keep_series:
@@ -113,8 +156,9 @@ def _tasks(
     images: Sequence[EvaluationImage], specs: Sequence[CopySpec], seed: int, series_dir: Path, keep: bool
 ) -> Iterator[_Task]:
     for image in images:
-        for start in range(0, len(specs), _COPIES_PER_TASK):
-            yield _Task(image, tuple(specs[start : start + _COPIES_PER_TASK]), seed, series_dir, keep)
+        mine = [spec for spec in specs if applies_to(spec, image)]
+        for start in range(0, len(mine), _COPIES_PER_TASK):
+            yield _Task(image, tuple(mine[start : start + _COPIES_PER_TASK]), seed, series_dir, keep)
 
 
 def _completed(tasks: Sequence[_Task], jobs: int) -> Iterator[tuple[int, list[ScoreRow]]]:
