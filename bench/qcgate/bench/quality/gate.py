@@ -38,7 +38,7 @@ import numpy as np
 from qcgate.bench.quality.agreement import auc, oriented
 from qcgate.bench.quality.analysis import metric_directions
 from qcgate.bench.quality.copies import CLEAN, RANDOM, RESTORE
-from qcgate.bench.quality.scoring import ScoreRow
+from qcgate.bench.quality.scoring import VERDICT, ScoreRow
 from qcgate.contract.verdict_model import KIND_OF_CORRUPTION
 
 __all__ = [
@@ -230,6 +230,8 @@ def gate_analysis(rows: Sequence[ScoreRow]) -> dict[str, Any]:
     classes = copy_classes(rows)
     metrics = {}
     for metric, higher_is_better in metric_directions(rows).items():
+        if metric == VERDICT:
+            continue  # reported on its own row, as the series verdict
         calibrated = [_finite(row.metric_quality.get(metric)) for row in rows]
         raw = oriented([row.metrics.get(metric, _NAN) for row in rows], higher_is_better)
         metrics[metric] = {

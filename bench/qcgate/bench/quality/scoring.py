@@ -99,6 +99,9 @@ def _write(copy: DegradedCopy, image: EvaluationImage, directory: Path, seed: in
     return str(datasets[0].SeriesInstanceUID)
 
 
+VERDICT = "quality"  # the series verdict's name among the metrics of a row
+
+
 def _verdict(document: dict[str, Any]) -> dict[str, Any]:
     """The verdict fields of a ``qcgate score --json`` document, read tolerantly."""
     quality = document.get("quality")
@@ -130,6 +133,9 @@ def _score_task(task: _Task) -> list[ScoreRow]:
         for baseline in baselines:
             metrics[baseline.name] = baseline.score(copy.volume)
             directions[baseline.name] = baseline.higher_is_better
+        # The series verdict is ranked like a metric too (within-image SRCC, reader pairs).
+        metrics[VERDICT] = verdict["quality"] if verdict["quality"] is not None else float("nan")
+        directions[VERDICT] = True
         rows.append(
             ScoreRow(
                 image=task.image.name,
