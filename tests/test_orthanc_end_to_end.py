@@ -24,12 +24,13 @@ from pydicom.uid import Comprehensive3DSRStorage
 from qcgate.harness.orthanc_peer import OrthancPeer
 from qcgate.harness.peers import QCGate, storescu
 from qcgate.harness.storescp_peer import StorescpPacs
+from qcgate.sr.codes import ARTIFACT_SEVERITY
 from qcgate.synthetic.demo_series import write_phantom_series
 from tests.dicom_proxy import DicomProxy, DropMode
 
 pytestmark = pytest.mark.peers
 
-PRIVATE_SCHEME = "99QCGATE"
+PRIVATE_SCHEME = "99QCGATE"  # written out: the test reads the SR as a PACS would
 IMAGE_QUALITY_RATING = ("DCM", "111029")
 TERMINAL = ("delivered", "dead")
 # Short waits so a retry comes within a second; the quiet period closes a series 1 s after its last image.
@@ -91,12 +92,17 @@ def sr_numbers(sr: pydicom.Dataset) -> dict[tuple[str, str], float]:
 
 
 def rest_numbers(series: dict[str, Any]) -> dict[tuple[str, str], float]:
-    """What the SR must hold according to qcgate's REST: every value, every quality, their minimum."""
+    """What the SR must hold according to qcgate's REST: every value, every quality, the series verdict's
+    quality as the rating, and every finding's severity."""
     expected = {(PRIVATE_SCHEME, name): metric["value"] for name, metric in series["metrics"].items()}
     qualities = {name: m["quality"] for name, m in series["metrics"].items() if m.get("quality") is not None}
     expected |= {(PRIVATE_SCHEME, f"{name}-q"): quality for name, quality in qualities.items()}
-    if qualities:
-        expected[IMAGE_QUALITY_RATING] = min(qualities.values())
+    if series.get("quality") is not None:
+        expected[IMAGE_QUALITY_RATING] = series["quality"]
+    expected |= {
+        (PRIVATE_SCHEME, ARTIFACT_SEVERITY[f["kind"]].value): f["severity"]
+        for f in series.get("findings", [])
+    }
     return expected
 
 
