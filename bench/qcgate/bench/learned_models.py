@@ -1,13 +1,14 @@
 """The three learned models, each as the service runs it (ONNX Runtime) and as PyTorch eager runs it.
 
-**Which weights.** A model is measured with its shipped weights when ``export/onnx/manifest.json``
-lists it and the training checkpoint it was exported from (``models/runs/release/<name>.pt``) is
-present, so both runtimes execute the very same network. Otherwise the registered architecture is
-built with its default config (or :data:`qcgate.models.nets.smoke.TINY_CONFIGS` in tiny mode) and seeded
-random weights, and exported with :func:`qcgate.export.onnx_export.export_model` into a scratch folder:
-the speed of an architecture does not depend on its weights. Random BatchNorm statistics make
-activations fade towards denormal floats, which slow both runtimes unpredictably, so they are
-settled on smooth MR-like images first (:func:`qcgate.export.onnx_export.untrained_model`).
+**Which weights.** A model is measured with its shipped weights when
+``export/qcgate/contract/onnx/manifest.json`` lists it and the training checkpoint it was exported from
+(``models/runs/release/<name>.pt``) is present, so both runtimes execute the very same network. Otherwise
+the registered architecture is built with its default config (or
+:data:`qcgate.models.nets.smoke.TINY_CONFIGS` in tiny mode) and seeded random weights, and exported with
+:func:`qcgate.export.onnx_export.export_model` into a scratch folder: the speed of an architecture does
+not depend on its weights. Random BatchNorm statistics make activations fade towards denormal floats,
+which slow both runtimes unpredictably, so they are settled on smooth MR-like images first
+(:func:`qcgate.export.onnx_export.untrained_model`).
 
 **Which session.** The ONNX side is the :class:`~qcgate.metrics.learned.OnnxMetric` the service
 builds (sequential execution, idle threads sleeping), on the CPU provider, with the thread count
@@ -43,7 +44,7 @@ __all__ = [
     "torch_threads",
 ]
 
-SHIPPED = "shipped weights (export/onnx, checkpoint in models/runs/release)"
+SHIPPED = "shipped weights (export/qcgate/contract/onnx, checkpoint in models/runs/release)"
 
 
 @dataclass(frozen=True)

@@ -260,7 +260,7 @@ def sha256_of(path: Path) -> str:
 
 
 def default_manifest_path() -> Path:
-    """``export/onnx/manifest.json`` of the installed ``export`` package (shipped as package data)."""
+    """``onnx/manifest.json`` of the installed ``qcgate.contract`` package (package data)."""
     return Path(str(resources.files("qcgate.contract").joinpath("onnx", MANIFEST_NAME)))
 
 

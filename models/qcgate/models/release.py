@@ -1,14 +1,13 @@
 """``python -m qcgate.models.release``: retrain and re-export every shipped model (``make models``).
 
-The plan below is the one the shipped ``export/onnx/`` came from: per model a config, a seed and a
-fixed number of optimiser steps (``--steps`` only, never a time budget, so a run's length does not
-depend on the machine's speed; on this project's idle 2-core CPU the longest, rank_effnet, trains
-in 28 minutes and validates in 2 more, docs/training.md). Each run validates and calibrates itself
+The plan below is the one the shipped ``export/qcgate/contract/onnx/`` came from: per model a config, a
+seed and a fixed number of optimiser steps (``--steps`` only, never a time budget, so a run's length does
+not depend on the machine's speed; on this project's idle 2-core CPU the longest, rank_effnet, trains in
+28 minutes and validates in 2 more, docs/training.md). Each run validates and calibrates itself
 (:mod:`qcgate.models.training`); the export writes the ONNX files, parity figures and a new Device UID per
-model into the manifest. ``qcgate.bench.quality --record-manifest`` then adds the
-benchmark figures of the shipped version. Last, the series verdict model is refitted
-(:mod:`qcgate.models.verdict.train`, deterministic from its code-keyed data cache) into
-``qcgate/contract/verdict/verdict.json``.
+model into the manifest. ``qcgate.bench.quality --record-manifest`` then adds the benchmark figures of the
+shipped version. Last, the series verdict model is refitted (:mod:`qcgate.models.verdict.train`,
+deterministic from its code-keyed data cache) into ``qcgate/contract/verdict/verdict.json``.
 
 **Release gate.** A model ships only if its held-out synthetic validation reaches
 :data:`MIN_VALIDATION_SRCC` (Spearman with SSIM within images, all corruption types): a metric

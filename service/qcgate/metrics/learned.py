@@ -1,8 +1,8 @@
 """Learned quality metrics: an exported ONNX model run by ONNX Runtime over a whole stack.
 
-One :class:`OnnxMetric` per model in ``export/onnx/manifest.json``; its inference session is built
-once per worker process (building one takes far longer than scoring a slice). The CUDA provider is
-used when ONNX Runtime offers it (with the fp16 file where one ships), otherwise the CPU provider.
+One :class:`OnnxMetric` per model in ``export/qcgate/contract/onnx/manifest.json``; its inference session
+is built once per worker process (building one takes far longer than scoring a slice). The CUDA provider
+is used when ONNX Runtime offers it (with the fp16 file where one ships), otherwise the CPU provider.
 
 How a stack is scored (the input contract is :mod:`qcgate.contract.preprocess`, shared with training):
 

@@ -1,5 +1,5 @@
 """Which metric suites a worker runs: the classic measures, plus one learned ONNX metric per model
-listed in the shipped ``export/onnx/manifest.json`` (none until the models are trained)."""
+listed in the shipped ``qcgate/contract/onnx/manifest.json`` (none until models are trained)."""
 
 from __future__ import annotations
 
