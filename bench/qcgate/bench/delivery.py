@@ -60,7 +60,7 @@ TINY_LATENCY_SHAPE, TINY_FORWARD_SHAPE = (8, 64, 64), (10, 64, 64)
 LATENCY_GOAL_S = 1.0  # the 95th percentile, on loopback
 NOISE_FRACTION = 0.02
 POLL_INTERVAL_S = 0.02
-JOB_TIMEOUT_S = 300.0
+JOB_TIMEOUT_S = 120.0
 SENDERS = ("qcgate", "storescu")
 SR_SERIES, FORWARD_SERIES = "bench sr", "bench forward"
 SETTINGS = {
@@ -84,9 +84,14 @@ def timestamp(value: str) -> float:
     return datetime.fromisoformat(value).timestamp()
 
 
-def finished_job(client: httpx.Client, series_uid: str, action: str) -> dict[str, Any]:
-    """The series' delivery job for ``action`` once delivered; RuntimeError when it went dead."""
+def finished_job(gate: QCGate, client: httpx.Client, series_uid: str, action: str) -> dict[str, Any]:
+    """The series' delivery job for ``action`` once delivered; RuntimeError when it went dead.
+
+    A TimeoutError says where the series and its job stood and ends with qcgate's log, so that a
+    stall in CI can be read from the failure alone (the test's own timeout is longer).
+    """
     deadline = time.monotonic() + JOB_TIMEOUT_S
+    job = None
     while time.monotonic() < deadline:
         jobs = client.get("/api/v1/deliveries", params={"series": series_uid, "action": action}).json()
         job = jobs["items"][0] if jobs["items"] else None
@@ -95,7 +100,11 @@ def finished_job(client: httpx.Client, series_uid: str, action: str) -> dict[str
         if job is not None and job["state"] == "delivered":
             return dict(job)
         time.sleep(POLL_INTERVAL_S)
-    raise TimeoutError(f"{action} of {series_uid} not delivered within {JOB_TIMEOUT_S} s")
+    series = client.get(f"/api/v1/series/{series_uid}").json()
+    raise TimeoutError(
+        f"{action} of {series_uid} not delivered within {JOB_TIMEOUT_S} s; series status "
+        f"{series.get('status')}, job {job}; log:\n{gate.log_text()[-5000:]}"
+    )
 
 
 def study_of(paths: list[Path]) -> tuple[str, list[str]]:
@@ -109,7 +118,7 @@ def latency_round(
 ) -> dict[str, Any]:
     series = write_series_files(volume, directory, f"{SR_SERIES} {directory.name}")
     send_concurrently(gate.dicom_port, [series.paths])
-    job = finished_job(client, series.series_instance_uid, "send_sr")
+    job = finished_job(gate, client, series.series_instance_uid, "send_sr")
     pacs.wait_for(study_of(series.paths)[0], [job["report_sop_instance_uid"]])
     timings = client.get(f"/api/v1/series/{series.series_instance_uid}").json()["timings"]
     created, claimed, delivered = (
@@ -143,7 +152,7 @@ def forward_round(
             seconds[sender] = send_concurrently(pacs.port, [series.paths], called_ae=pacs.ae_title)
         else:
             send_concurrently(gate.dicom_port, [series.paths])
-            job = finished_job(client, series.series_instance_uid, "forward")
+            job = finished_job(gate, client, series.series_instance_uid, "forward")
             seconds[sender] = timestamp(job["delivered_at"]) - timestamp(job["last_attempt_at"])
             seconds["qcgate_send"] = job["last_duration_s"]
         pacs.wait_for(study_uid, uids)

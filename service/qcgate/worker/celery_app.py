@@ -1,6 +1,7 @@
 """Celery wiring: the app factory and the thin task adapter.
 
-Embedded default: kombu's filesystem transport in ``<data_dir>/broker`` (no server to run).
+Embedded default: kombu's filesystem transport in ``<data_dir>/broker`` (no server to run), with
+atomic message files (:mod:`qcgate.worker.file_broker`).
 Scale path: ``QCGATE_BROKER_URL=redis://...``. The database is the outbox: a series is marked
 queued before its task is sent, and the sweeper re-sends series whose task was lost, so the broker
 never holds the only copy of anything. Delivery jobs work the same way, on their own queue
@@ -22,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 from qcgate.core.errors import TransientError
 from qcgate.core.settings import Settings
 from qcgate.delivery.jobs import run_delivery_job
+from qcgate.worker import file_broker
 from qcgate.worker.assess import WorkerContext, assess_queued_series
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,8 @@ class _WorkerRuntime:
 def create_celery(settings: Settings) -> Celery:
     """One Celery app per process, configured from settings; also registers the task."""
     app = Celery("qcgate", broker=settings.effective_broker_url, set_as_current=False)
+    if settings.effective_broker_url.startswith("filesystem"):
+        app.conf.broker_transport = file_broker.Transport
     app.conf.update(
         broker_transport_options=_broker_options(settings),
         broker_connection_retry_on_startup=True,
