@@ -12,8 +12,9 @@ from scipy import ndimage
 
 from qcgate.contract.artifacts import AIR_FEATURES, FEATURE_NAMES, artifact_features, slice_features
 from qcgate.contract.verdict_model import VerdictModel, default_verdict_path, load_verdict_model
+from qcgate.models.code_key import code_only
 from qcgate.models.verdict.data import samples_for_base
-from qcgate.models.verdict.generate import _code_only, data_key
+from qcgate.models.verdict.generate import data_key
 
 
 def _phantom(sigma: float = 0.02, size: int = 160, seed: int = 0) -> np.ndarray:
@@ -236,8 +237,8 @@ def test_the_shipped_model_loads_and_judges_a_phantom() -> None:
 def test_the_data_cache_key_follows_the_code_not_its_prose() -> None:
     code = "def f():\n    return 1\n"
     documented = 'def f():\n    """Say what f does."""\n    return 1  # one\n'
-    assert _code_only(code) == _code_only(documented)
-    assert _code_only(code) != _code_only(code.replace("1", "2"))
+    assert code_only(code) == code_only(documented)
+    assert code_only(code) != code_only(code.replace("1", "2"))
     assert data_key() == data_key()
     assert data_key(copies=3) != data_key()
 

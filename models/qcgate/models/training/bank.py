@@ -6,7 +6,7 @@ time. A bank of ``DataConfig.bank_size`` slabs is made during the first pass (sl
 function of the run seed and ``j``, like every sample) and read back on later passes, each pass
 cutting fresh mirrored patches (:func:`~qcgate.models.training.samples.slab_patches`).
 
-Files live at ``<cache>/<DATA_VERSION>/slabs-<digest>/<j>.npz``; the digest covers everything a
+Files live at ``<cache>/<cache_version>/slabs-<digest>/<j>.npz``; the digest covers everything a
 slab depends on (run seed, data settings that shape the degradation, normalisation), so a changed
 setting never reads stale slabs, and files are written atomically so workers share the directory.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from qcgate.contract.preprocess import Normalisation
-from qcgate.models.synthesis import DATA_VERSION
+from qcgate.models.code_key import cache_version
 from qcgate.models.training.config import DataConfig
 from qcgate.models.training.pool import CleanSource, save_npz_atomically
 from qcgate.models.training.samples import labelled_slab, sample_rng
@@ -46,7 +46,7 @@ class SlabBank:
             raise ValueError('Argument "data.bank_size" must be at least 1 for a slab bank.')
         self.source, self.data, self.seed, self.method = source, data, int(seed), method
         name = f"slabs-{self._digest()}"
-        self.directory = None if cache_dir is None else Path(cache_dir) / DATA_VERSION / name
+        self.directory = None if cache_dir is None else Path(cache_dir) / cache_version() / name
 
     def __len__(self) -> int:
         return self.data.bank_size

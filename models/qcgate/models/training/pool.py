@@ -2,7 +2,7 @@
 
 Synthesis costs 20-40 ms of CPU per slice and about 0.1 s per 32x64x64 volume, several times what
 corrupting one costs, so a run draws its clean images from a fixed pool of seeds and keeps each one
-on disk the first time it is made: ``<cache>/<DATA_VERSION>/<kind>/<seed>.npz`` holding the complex
+on disk the first time it is made: ``<cache>/<cache_version>/<kind>/<seed>.npz`` holding the complex
 image, the foreground and the provenance. Files are written atomically, so data-loader workers (and
 concurrent runs) can fill one cache together; a file is never trusted across data versions because
 the version is part of its path.
@@ -22,7 +22,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from qcgate.models.synthesis import DATA_VERSION, synthesize_slice, synthesize_volume
+from qcgate.models.code_key import cache_version
+from qcgate.models.synthesis import synthesize_slice, synthesize_volume
 
 __all__ = ["DEFAULT_CACHE_DIR", "CleanImage", "CleanSource", "SyntheticPool", "save_npz_atomically"]
 
@@ -65,7 +66,7 @@ class SyntheticPool:
             raise ValueError('Argument "size" must be at least 1.')
         self.first_seed, self.size, self.shape = int(first_seed), int(size), shape
         kind = "slice" if shape is None else "volume-" + "x".join(str(n) for n in shape)
-        self.directory = None if cache_dir is None else Path(cache_dir) / DATA_VERSION / kind
+        self.directory = None if cache_dir is None else Path(cache_dir) / cache_version() / kind
 
     def __len__(self) -> int:
         return self.size

@@ -44,6 +44,7 @@ from qcgate.contract.preprocess import (
     window_starts,
 )
 from qcgate.models import evaluation_guard
+from qcgate.models.code_key import cache_version
 from qcgate.models.corruption import (
     CORRUPTION_TYPES,
     DEFAULT_READER,
@@ -53,7 +54,6 @@ from qcgate.models.corruption import (
     reference_measures,
 )
 from qcgate.models.nets.spec import ScorerSpec
-from qcgate.models.synthesis import DATA_VERSION
 from qcgate.models.training.config import VALIDATION_SEED_BASE, ValidationConfig
 from qcgate.models.training.pool import DEFAULT_CACHE_DIR, SyntheticPool, save_npz_atomically
 
@@ -85,9 +85,9 @@ def build_validation_set(
     cache_dir: Path | None = DEFAULT_CACHE_DIR,
 ) -> ValidationSet:
     """The validation copies (from the cache when built before with the same settings)."""
-    key = json.dumps([DATA_VERSION, asdict(config), volume, normalisation], sort_keys=True)
+    key = json.dumps([cache_version(), asdict(config), volume, normalisation], sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    path = None if cache_dir is None else Path(cache_dir) / DATA_VERSION / f"validation-{digest}.npz"
+    path = None if cache_dir is None else Path(cache_dir) / cache_version() / f"validation-{digest}.npz"
     if path is not None and path.is_file():
         return _read(path)
     shape = config.volume_shape if volume else None

@@ -15,20 +15,19 @@ the workers finished does not matter.
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import hashlib
 import json
 import os
 import sys
 import time
-from importlib import import_module
 from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
 import scipy
 
+from qcgate.models.code_key import hash_code
 from qcgate.models.verdict.data import samples_for_base
 
 __all__ = ["COPIES", "SPLITS", "data_dir", "data_key", "generate", "load_split"]
@@ -51,12 +50,7 @@ _SOURCES = (  # modules and packages whose code decides a row
 def data_key(splits: dict[str, range] = SPLITS, copies: int = COPIES) -> str:
     """sha256 over the generating sources, the splits, the copies and the numeric libraries."""
     digest = hashlib.sha256()
-    for name in _SOURCES:
-        source = Path(str(import_module(name).__file__))
-        files = sorted(source.parent.rglob("*.py")) if source.name == "__init__.py" else [source]
-        for path in files:
-            digest.update(f"{name}:{path.name}\n".encode())
-            digest.update(_code_only(path.read_text()).encode())
+    hash_code(digest, _SOURCES)
     config = {
         "splits": {k: [v.start, v.stop] for k, v in splits.items()},
         "copies": copies,
@@ -65,19 +59,6 @@ def data_key(splits: dict[str, range] = SPLITS, copies: int = COPIES) -> str:
     }
     digest.update(json.dumps(config, sort_keys=True).encode())
     return digest.hexdigest()
-
-
-def _code_only(source: str) -> str:
-    """The module's syntax tree without docstrings: editing prose or comments keeps the cache."""
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            continue
-        body = node.body
-        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-            if isinstance(body[0].value.value, str):
-                node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree)
 
 
 def data_dir(out: Path, splits: dict[str, range] = SPLITS, copies: int = COPIES) -> Path:
