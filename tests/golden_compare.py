@@ -2,8 +2,11 @@
 
 :func:`normalise` blanks what legitimately differs between runs or code bases: instance UIDs, dates
 and times, timings. :func:`differences` then compares the two normalised documents exactly, except
-that numbers are compared with a tight tolerance (relative 1e-6) and dictionaries must also keep
-their key order (the JSON document's field order is part of its output).
+that numbers are compared with a tight tolerance (relative 1e-5) and dictionaries must also keep
+their key order (the JSON document's field order is part of its output). The tolerance is float32's:
+ONNX Runtime splits a convolution's sums over its intra-op threads as they come free, so a learned
+per-slice score moved by up to 3e-6 relative between two runs on a busy 2-core machine (CI,
+2026-12-04); 1e-5 is about 80 float32 rounding steps, far below any change of model or code.
 
 What is blanked:
 
@@ -28,7 +31,7 @@ from typing import Any
 
 from pydicom.uid import UID
 
-REL_TOL = 1e-6
+REL_TOL = 1e-5
 ABS_TOL = 1e-9  # for values that are zero up to rounding (e.g. a ghost-to-signal ratio of -0.0)
 
 UID_MARK, DATETIME_MARK, DURATION_MARK = "<uid>", "<datetime>", "<duration>"

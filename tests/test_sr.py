@@ -223,6 +223,19 @@ def test_every_score_reads_back_strictly_as_in_the_result(
     assert [kinds[item.ConceptCodeSequence[0].CodeValue] for item in artifacts] == [
         finding.kind for finding in scenario.verdict.findings
     ]
+    numbers_of = {str(h.SOPInstanceUID): int(h.InstanceNumber) for h in headers}
+    for finding in scenario.verdict.findings:
+        (severity,) = [
+            item
+            for item in content_items(sr)
+            if concept(item) == (PRIVATE_SCHEME, ARTIFACT_SEVERITY[finding.kind].value)
+        ]
+        sources = [
+            item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+            for item in severity.ContentSequence
+            if item.ValueType == "IMAGE"
+        ]
+        assert [numbers_of[uid] for uid in sources] == finding.slices  # the worst slices, worst first
     rating = [item for item in content_items(sr) if concept(item) == ("DCM", "111029")]
     assert all(
         item.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0].CodeValue == "{0:100}"

@@ -3,7 +3,9 @@
 A Comprehensive 3D SR whose content is a TID 1500 Measurement Report with one measurement group
 (TID 1501) for the series: a numeric item per metric (and per calibrated quality), the series
 verdict's quality as the Image Quality Rating, the pass/warn/fail flag as a Quality Finding, and each
-artifact found as an Image artifact(s) evaluation with its 0-100 severity. The evaluated instances are
+artifact found as an Image artifact(s) evaluation with its 0-100 severity, whose source images are the
+slices where it is worst (the instances with those InstanceNumbers, or those frames of a multi-frame
+instance), so a viewer can jump to them. The evaluated instances are
 its evidence, its patient and study attributes are theirs (so it files into their study), and a
 re-score's report names the report it supersedes. ``docs/sr.md`` draws the content tree and lists
 every code.
@@ -26,6 +28,7 @@ from highdicom.sr import (
     ObservationContext,
     ObserverContext,
     QualitativeEvaluation,
+    SourceImageForMeasurement,
     TrackingIdentifier,
 )
 from pydicom import Dataset
@@ -77,7 +80,7 @@ def build_quality_report(
         content = MeasurementReport(
             observation_context=_observation_context(observer_contexts(reported, manufacturer)),
             procedure_reported=codes.PROCEDURE_REPORTED,
-            imaging_measurements=[_series_group(reported, str(headers[0].SeriesInstanceUID))],
+            imaging_measurements=[_series_group(reported, headers)],
         )
         return Comprehensive3DSR(
             evidence=headers,
@@ -122,9 +125,10 @@ def _observation_context(observers: Sequence[ObserverContext]) -> ObservationCon
 
 
 def _series_group(
-    result: AssessmentDocument, series_instance_uid: str
+    result: AssessmentDocument, headers: Sequence[Dataset]
 ) -> MeasurementsAndQualitativeEvaluations:
     """The series' measurement group; its Tracking UID is the series', so re-scores can be followed."""
+    series_instance_uid = str(headers[0].SeriesInstanceUID)
     algorithms = {algorithm.name: algorithm for algorithm in result.provenance.algorithms or []}
     measurements = []
     for name, metric in result.metrics.items():
@@ -140,7 +144,12 @@ def _series_group(
         measurements.append(Measurement(codes.IMAGE_QUALITY_RATING, result.quality, codes.RANGE_0_100))
     for finding in result.findings:
         measurements.append(
-            Measurement(codes.ARTIFACT_SEVERITY[finding.kind], finding.severity, codes.RANGE_0_100)
+            Measurement(
+                codes.ARTIFACT_SEVERITY[finding.kind],
+                finding.severity,
+                codes.RANGE_0_100,
+                referenced_images=_worst_slices(finding.slices, headers) or None,
+            )
         )
     evaluations = [
         QualitativeEvaluation(codes.IMAGE_ARTIFACTS, codes.ARTIFACT_KINDS[finding.kind])
@@ -157,3 +166,20 @@ def _series_group(
         measurements=measurements,
         qualitative_evaluations=evaluations or None,
     )
+
+
+def _worst_slices(slices: Sequence[int], headers: Sequence[Dataset]) -> list[SourceImageForMeasurement]:
+    """The images a finding names: frames of a multi-frame instance, else instances by InstanceNumber.
+
+    A number no evidence instance carries is left out (the document is checked against the same
+    evidence, so that happens only for instances without an InstanceNumber).
+    """
+    if len(headers) == 1 and int(getattr(headers[0], "NumberOfFrames", 1) or 1) > 1:
+        frames = [n for n in slices if 1 <= n <= int(headers[0].NumberOfFrames)]
+        return [SourceImageForMeasurement.from_source_image(headers[0], frames)] if frames else []
+    by_number: dict[int, Dataset] = {}
+    for header in headers:
+        number = getattr(header, "InstanceNumber", None)
+        if number is not None:
+            by_number.setdefault(int(number), header)
+    return [SourceImageForMeasurement.from_source_image(by_number[n]) for n in slices if n in by_number]
