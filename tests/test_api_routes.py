@@ -133,7 +133,11 @@ def assess(session: Session, series_id: int, at: datetime, doc: dict[str, Any]) 
     series = claim_series(session, series_id, at)
     assert series is not None
     outcome, finished = SeriesStatus(doc["status"]), at + timedelta(seconds=4)
-    stored = store_assessment(session, series_id, series.revision, outcome, doc, at, finished)
+    assert series.lease_token is not None
+    stored = store_assessment(
+        session, series_id, series.revision, outcome, doc, at, finished, series.lease_token
+    )
+    assert stored is not None
     session.flush()
     return stored.id
 
@@ -436,7 +440,7 @@ def test_a_scored_series_has_its_current_assessment_and_timings(api: Api) -> Non
     assert body["metrics"]["msm"]["quality"] == 55.0
     assert body["stacks"][0]["metrics"]["snr"]["per_slice"] == PER_SLICE_SNR
     assert body["provenance"]["assessment_id"] == api.seeded.assessments[1]
-    assert body["provenance"]["revision"] == 3
+    assert body["provenance"]["revision"] == 4, "3 instances, then the rescore's revision"
     assert body["provenance"]["thresholds"]["snrd"]["warn"] == 3.0
     assert body["provenance"]["software_version"] == "0.1.0"
     timings = body["timings"]

@@ -54,7 +54,7 @@ def _children(pid: int) -> list[int]:
 def test_worker_killed_mid_assessment_loses_nothing(
     start_qcgate: Callable[..., QCGate], tmp_path: Path
 ) -> None:
-    gate = start_qcgate(requeue_after_s="3")
+    gate = start_qcgate(requeue_after_s="3", scoring_lease_s="3")
     series_uid, files = write_phantom_series(tmp_path / "series", shape=(96, 192, 192))
     assert storescu(gate.dicom_port, files).returncode == 0
     gate.wait_for_series(series_uid, statuses=("processing",), min_assessments=0, timeout=60)
@@ -64,3 +64,21 @@ def test_worker_killed_mid_assessment_loses_nothing(
     body = gate.wait_for_series(series_uid, timeout=60)
     assert body["instances"] == len(files)
     assert body["assessments"] == 1, "the killed worker's half-done assessment was stored"
+
+
+def test_scoring_slower_than_the_requeue_clock_gives_one_result_and_one_sr(
+    start_qcgate: Callable[..., QCGate], tmp_path: Path
+) -> None:
+    """Issue 12: a series that took longer to score than ``requeue_after_s`` was re-queued while its
+    worker still scored it, and every pass added an assessment, an SR and its deliveries."""
+    gate = start_qcgate(requeue_after_s="0.5", scoring_lease_s="1", sweep_interval_s="0.1")
+    series_uid, files = write_phantom_series(tmp_path / "series", shape=(96, 192, 192))
+    assert storescu(gate.dicom_port, files).returncode == 0
+    gate.wait_for_series(series_uid, statuses=("processing",), min_assessments=0, timeout=60)
+    started = time.monotonic()
+    body = gate.wait_for_series(series_uid, timeout=120)
+    assert time.monotonic() - started > 1, "scoring outlasted the requeue clock and the lease"
+    time.sleep(3)  # thirty sweeps later
+    body = gate.get(f"/api/v1/series/{series_uid}").json()
+    assert (body["status"], body["assessments"]) == ("done", 1)
+    assert len(list((gate.data_dir / "sr").rglob("*.dcm"))) == 1

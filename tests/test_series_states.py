@@ -50,6 +50,7 @@ from qcgate.store.repository import (
     queue_depth,
     queue_quiet_series,
     record_instance,
+    renew_lease,
     request_rescore,
     requeue_stuck_series,
     series_by_uid,
@@ -136,9 +137,9 @@ def claim(sessions: sessionmaker[Session], number: int, now: datetime) -> Series
         return claim_series(session, series(sessions, number).id, now)
 
 
-def requeue(sessions: sessionmaker[Session], now: datetime) -> list[int]:
+def requeue(sessions: sessionmaker[Session], now: datetime, max_attempts: int = 3) -> list[int]:
     with sessions.begin() as session:
-        return requeue_stuck_series(session, now - STUCK, now)
+        return requeue_stuck_series(session, now - STUCK, now, max_attempts)
 
 
 def assess(
@@ -150,10 +151,11 @@ def assess(
     outcome: SeriesStatus = SeriesStatus.DONE,
 ) -> int:
     document = {"flag": flag.value if flag else None, "reasons": [f"revision {revision}"], "instances": 2}
+    held = series(sessions, number)
+    assert held.lease_token is not None, "only the lease's holder stores a result"
     with sessions.begin() as session:
-        stored = store_assessment(
-            session, series(sessions, number).id, revision, outcome, document, when, when
-        )
+        stored = store_assessment(session, held.id, revision, outcome, document, when, when, held.lease_token)
+        assert stored is not None
         session.flush()
         return stored.id
 
@@ -312,9 +314,9 @@ def test_a_rescore_queues_a_finished_series_and_its_new_assessment_supersedes(
         request_rescore(session, found, at(50))
     rescored = series(sessions, 1)
     assert (rescored.status, rescored.queued_at, rescored.enqueue_count) == (SeriesStatus.QUEUED, at(50), 2)
-    assert rescored.revision == 1, "a rescore sees the same instances"
+    assert rescored.revision == 2, "a rescore is a new revision: one more result is asked for"
     assert claim(sessions, 1, at(51)) is not None
-    second = assess(sessions, 1, 1, at(52), Flag.WARN)
+    second = assess(sessions, 1, 2, at(52), Flag.WARN)
     with sessions() as session:
         current = current_assessment(session, rescored.id)
         assert current is not None
@@ -336,17 +338,91 @@ def test_requeue_takes_series_queued_too_long(sessions: sessionmaker[Session]) -
     assert requeue(sessions, now + timedelta(seconds=1)) == [], "the clock starts again"
 
 
-def test_processing_counts_from_the_claim_not_from_the_queueing(sessions: sessionmaker[Session]) -> None:
+def test_processing_is_requeued_only_when_its_lease_lapses(sessions: sessionmaker[Session]) -> None:
     receive(sessions, 1, 1, at(0))
     receive(sessions, 2, 1, at(0))
     queue(sessions, at(10), at(10))
-    assert claim(sessions, 1, at(11)) is not None  # claimed at once
+    assert claim(sessions, 1, at(11)) is not None  # a lease of 30 s, never renewed: the worker died
     assert claim(sessions, 2, at(100)) is not None  # waited in the queue for a worker to start
-    now = at(11) + STUCK
-    assert requeue(sessions, now) == ids(sessions, 1), "series 2 keeps its whole time to finish"
+    assert requeue(sessions, at(40)) == [], "the lease runs to 11 + 30 s"
+    assert requeue(sessions, at(41)) == ids(sessions, 1)
     assert series(sessions, 2).status == SeriesStatus.PROCESSING
-    assert (series(sessions, 1).status, series(sessions, 1).enqueue_count) == (SeriesStatus.QUEUED, 2)
-    assert requeue(sessions, at(100) + STUCK) == ids(sessions, 2)
+    requeued = series(sessions, 1)
+    assert (requeued.status, requeued.enqueue_count, requeued.lease_token) == (SeriesStatus.QUEUED, 2, None)
+    assert requeue(sessions, at(130)) == ids(sessions, 2)
+
+
+def test_a_slow_worker_that_renews_its_lease_keeps_its_series_and_scores_it_once(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Issue 12: scoring that outlasted requeue_after_s was re-queued, scored again and again."""
+    receive(sessions, 1, 1, at(0))
+    queue(sessions, at(10), at(10))
+    held = claim(sessions, 1, at(11))
+    assert held is not None
+    assert held.lease_token is not None
+    for second in range(20, 1000, 10):  # renewed every third of the lease, for far past requeue_after_s
+        with sessions.begin() as session:
+            assert renew_lease(session, held.id, held.lease_token, at(second) + timedelta(seconds=30))
+        assert requeue(sessions, at(second)) == []
+    assess(sessions, 1, held.revision, at(1000))
+    done = series(sessions, 1)
+    assert (done.status, done.lease_token, done.scoring_attempts) == (SeriesStatus.DONE, None, 1)
+    assert requeue(sessions, at(10_000)) == []
+    with sessions() as session:
+        assert len(session.scalars(select(Assessment).where(Assessment.series_id == done.id)).all()) == 1
+
+
+def test_a_worker_that_lost_its_lease_cannot_store_a_second_result(sessions: sessionmaker[Session]) -> None:
+    receive(sessions, 1, 1, at(0))
+    queue(sessions, at(10), at(10))
+    first = claim(sessions, 1, at(11))
+    assert first is not None
+    assert first.lease_token is not None
+    assert requeue(sessions, at(60)) == ids(sessions, 1)  # first's lease lapsed (it hung)
+    second = claim(sessions, 1, at(61))
+    assert second is not None
+    assert second.lease_token not in (None, first.lease_token)
+    with sessions.begin() as session:
+        assert not renew_lease(session, first.id, first.lease_token, at(70))
+        late = store_assessment(
+            session,
+            first.id,
+            first.revision,
+            SeriesStatus.DONE,
+            {"flag": "pass"},
+            at(11),
+            at(80),
+            first.lease_token,
+        )
+        assert late is None, "the late result of the lapsed attempt is refused"
+    assess(sessions, 1, second.revision, at(90), Flag.WARN)
+    with sessions() as session:
+        stored = session.scalars(select(Assessment).where(Assessment.series_id == first.id)).all()
+        assert [(a.revision, a.flag) for a in stored] == [(1, Flag.WARN)]
+
+
+def test_a_revision_that_kills_its_worker_k_times_ends_failed_and_others_keep_flowing(
+    sessions: sessionmaker[Session],
+) -> None:
+    receive(sessions, 1, 1, at(0))
+    receive(sessions, 2, 1, at(0))
+    queue(sessions, at(10), at(10))
+    assert claim(sessions, 1, at(11)) is not None
+    assert requeue(sessions, at(50), max_attempts=2) == ids(sessions, 1), "attempt 1 lapsed: again"
+    assert claim(sessions, 1, at(51)) is not None
+    assert series(sessions, 1).scoring_attempts == 2
+    assert requeue(sessions, at(90), max_attempts=2) == [], "attempt 2 lapsed: no third"
+    failed = series(sessions, 1)
+    assert (failed.status, failed.flag, failed.lease_token) == (SeriesStatus.FAILED, None, None)
+    assert (
+        failed.status_reason
+        == "scoring did not finish in 2 attempts (the worker crashed or timed out each time)"
+    )
+    now = 90
+    assert claim(sessions, 2, at(now + 41)) is not None, "the other series still flows"
+    receive(sessions, 1, 2, at(now + 50))  # a late instance is a new revision with attempts of its own
+    assert (series(sessions, 1).status, series(sessions, 1).scoring_attempts) == (SeriesStatus.RECEIVING, 0)
 
 
 def test_a_processing_series_without_a_claim_time_counts_from_its_queueing(
@@ -652,7 +728,7 @@ def test_reports_of_a_series_and_of_an_assessment(
     with sessions.begin() as session:
         request_rescore(session, session.get_one(Series, series_id), at(30))
     assert claim(sessions, 1, at(31)) is not None
-    second = assess(sessions, 1, 1, at(32))
+    second = assess(sessions, 1, 2, at(32))
     with sessions.begin() as session:
         rows = [
             Report(

@@ -144,7 +144,19 @@ class Settings(BaseSettings):
     )
     sweep_interval_s: float = Field(1.0, gt=0, description="How often the completion sweeper runs.")
     requeue_after_s: float = Field(
-        120.0, gt=0, description="Re-enqueue a series left queued or processing this long (lost task)."
+        120.0, gt=0, description="Send a series' task again when it stayed queued this long (lost task)."
+    )
+    scoring_lease_s: float = Field(
+        30.0,
+        gt=0,
+        description="A worker's lease on the series it scores, renewed every third of it while it works;"
+        " a lapsed lease (worker killed) re-queues the series.",
+    )
+    scoring_timeout_s: float = Field(
+        900.0, gt=0, description="A worker stops renewing its lease after this long: the scoring timed out."
+    )
+    max_scoring_attempts: int = Field(
+        3, ge=1, description="A revision whose scoring crashed or timed out this often ends failed."
     )
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data_dir.")
     broker_url: str | None = Field(

@@ -98,6 +98,13 @@ def _write(
     )
 
 
+def discard_reports(settings: Settings, issued: Sequence[IssuedReport]) -> None:
+    """Delete report files whose result was not stored (its lease was lost): no row names them, so
+    nothing would ever send them, and a kept file would only confuse whoever reads ``sr_dir``."""
+    for item in issued:
+        (settings.sr_dir / item.path).unlink(missing_ok=True)
+
+
 def warm_up() -> float:
     """Build one SR of a tiny synthetic series and throw it away; returns the seconds it took.
 

@@ -2,17 +2,26 @@
 
 receiving --(quiet period)--> queued --(worker claims)--> processing --> done | failed | not_assessable
 Any new instance sends a series back to receiving and bumps its revision, so a late instance after
-scoring re-queues it; the newer assessment supersedes the older one, and both are kept.
+scoring re-queues it; the newer assessment supersedes the older one, and both are kept. A rescore
+bumps the revision too: each revision is one request for one result.
+
+**One result per revision.** The claim gives the worker a lease (a token and an expiry) that it
+renews while it scores. The sweeper re-queues a processing series only when its lease has lapsed
+(the worker died or gave up), never because scoring is slow; a result is stored only by the lease's
+holder, so a worker that lost its lease cannot add a second assessment, SR or delivery. A revision
+whose lease lapsed ``max_scoring_attempts`` times ends ``failed`` with the reason, so a series that
+kills its worker is not re-queued forever.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from qcgate.core.outcomes import Flag, SeriesStatus
@@ -97,6 +106,7 @@ def record_instance(
         instance.size_bytes = size_bytes
         instance.received_at = now
     series.revision += 1
+    series.scoring_attempts = 0
     series.last_received_at = now
     series.status = SeriesStatus.RECEIVING
     series.status_reason = ""
@@ -104,61 +114,106 @@ def record_instance(
 
 def queue_quiet_series(session: Session, quiet_since: datetime, now: datetime) -> list[int]:
     """Outbox step: mark series that have been quiet long enough as queued; returns their ids."""
-    ids = list(
-        session.scalars(
-            select(Series.id).where(
-                Series.status == SeriesStatus.RECEIVING, Series.last_received_at <= quiet_since
-            )
-        )
+    quiet = and_(Series.status == SeriesStatus.RECEIVING, Series.last_received_at <= quiet_since)
+    return _transition(
+        session, quiet, status=SeriesStatus.QUEUED, queued_at=now, enqueue_count=Series.enqueue_count + 1
     )
-    if ids:
-        session.execute(
-            update(Series)
-            .where(Series.id.in_(ids), Series.status == SeriesStatus.RECEIVING)
-            .values(status=SeriesStatus.QUEUED, queued_at=now, enqueue_count=Series.enqueue_count + 1)
-        )
-    return ids
 
 
-def requeue_stuck_series(session: Session, stuck_since: datetime, now: datetime) -> list[int]:
-    """Series queued or processing for too long lost their task (broker down, worker killed).
+def requeue_stuck_series(
+    session: Session, stuck_since: datetime, now: datetime, max_attempts: int = 3
+) -> list[int]:
+    """Series whose task was lost (queued since ``stuck_since``) or whose worker's lease lapsed.
 
-    Processing counts from the claim, not from the queueing: a task that waited in the queue (a
-    worker still starting) keeps its whole time to finish, instead of being scored twice.
+    A lapsed lease is a crash or a timeout of that attempt: the series is queued again, or ends
+    ``failed`` once its revision has had ``max_attempts`` attempts (returned ids exclude those). A
+    processing row without a lease (claimed before leases existed) counts from its claim.
     """
-    stuck = or_(
-        and_(Series.status == SeriesStatus.QUEUED, Series.queued_at <= stuck_since),
-        and_(
-            Series.status == SeriesStatus.PROCESSING,
-            func.coalesce(Series.claimed_at, Series.queued_at) <= stuck_since,
+    queued_too_long = and_(Series.status == SeriesStatus.QUEUED, Series.queued_at <= stuck_since)
+    lapsed = and_(
+        Series.status == SeriesStatus.PROCESSING,
+        or_(
+            Series.lease_expires_at <= now,
+            and_(
+                Series.lease_expires_at.is_(None),
+                func.coalesce(Series.claimed_at, Series.queued_at) <= stuck_since,
+            ),
         ),
     )
-    ids = list(session.scalars(select(Series.id).where(stuck)))
+    exhausted = and_(lapsed, Series.scoring_attempts >= max_attempts)
+    _transition(
+        session,
+        exhausted,
+        status=SeriesStatus.FAILED,
+        flag=None,
+        lease_token=None,
+        lease_expires_at=None,
+        status_reason=f"scoring did not finish in {max_attempts} attempts"
+        " (the worker crashed or timed out each time)",
+    )
+    stuck = or_(queued_too_long, and_(lapsed, Series.scoring_attempts < max_attempts))
+    return _transition(
+        session,
+        stuck,
+        status=SeriesStatus.QUEUED,
+        queued_at=now,
+        lease_token=None,
+        lease_expires_at=None,
+        enqueue_count=Series.enqueue_count + 1,
+    )
+
+
+def _transition(session: Session, condition: ColumnElement[bool], **values: Any) -> list[int]:
+    """Set ``values`` on every series meeting ``condition``; returns their ids. The condition is
+    checked again in the UPDATE, so a row that changed in between is left alone."""
+    ids = list(session.scalars(select(Series.id).where(condition)))
     if ids:
-        session.execute(
-            update(Series)
-            .where(Series.id.in_(ids), stuck)
-            .values(status=SeriesStatus.QUEUED, queued_at=now, enqueue_count=Series.enqueue_count + 1)
-        )
+        session.execute(update(Series).where(Series.id.in_(ids), condition).values(**values))
     return ids
 
 
 def request_rescore(session: Session, series: Series, now: datetime) -> None:
+    """Queue ``series`` again as a new revision (its result will supersede the current one)."""
     series.status = SeriesStatus.QUEUED
     series.queued_at = now
+    series.revision += 1
+    series.scoring_attempts = 0
+    series.lease_token = None
+    series.lease_expires_at = None
     series.enqueue_count += 1
 
 
-def claim_series(session: Session, series_id: int, now: datetime) -> Series | None:
-    """Move a queued series to processing; None if another delivery of the task got there first."""
+def claim_series(
+    session: Session, series_id: int, now: datetime, lease: timedelta = timedelta(seconds=30)
+) -> Series | None:
+    """Move a queued series to processing under a new lease (``Series.lease_token``); None if
+    another delivery of the task got there first."""
     claimed = session.execute(
         update(Series)
         .where(Series.id == series_id, Series.status == SeriesStatus.QUEUED)
-        .values(status=SeriesStatus.PROCESSING, claimed_at=now)
+        .values(
+            status=SeriesStatus.PROCESSING,
+            claimed_at=now,
+            lease_token=uuid.uuid4().hex,
+            lease_expires_at=now + lease,
+            scoring_attempts=Series.scoring_attempts + 1,
+        )
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         return None
-    return session.get(Series, series_id)
+    series = session.get_one(Series, series_id)
+    session.refresh(series)
+    return series
+
+
+def renew_lease(session: Session, series_id: int, token: str, until: datetime) -> bool:
+    """Extend the lease ``token`` on the series to ``until``; False when it is no longer held."""
+    renewed = session.execute(
+        update(Series)
+        .where(Series.id == series_id, Series.lease_token == token)
+        .values(lease_expires_at=until)
+    )
+    return bool(renewed.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def instance_paths(session: Session, series_id: int) -> list[tuple[str, str]]:
@@ -179,13 +234,19 @@ def store_assessment(
     document: Mapping[str, Any],
     started_at: datetime,
     finished_at: datetime,
-) -> Assessment:
-    """Keep the assessment; make it current unless the series changed while it was scored.
+    lease_token: str,
+) -> Assessment | None:
+    """Keep the assessment under the lease ``lease_token`` and release the lease; make it current
+    unless the series changed while it was scored. None, storing nothing, when the lease was lost
+    (it lapsed and another attempt took the series, or a rescore replaced it).
 
     ``document`` is the assessment document's JSON (``AssessmentDocument.to_json()``); its parts go to
     their own columns, and :func:`assessment_json` puts them back together.
     """
     series = session.get_one(Series, series_id, with_for_update=True)
+    if series.lease_token != lease_token:
+        return None
+    series.lease_token, series.lease_expires_at = None, None
     flag = Flag(document["flag"]) if document.get("flag") else None
     assessment = Assessment(
         series_id=series_id,

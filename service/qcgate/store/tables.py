@@ -84,7 +84,11 @@ class Series(Base):
     first_received_at: Mapped[datetime]
     last_received_at: Mapped[datetime] = mapped_column(index=True)
     queued_at: Mapped[datetime | None]
-    claimed_at: Mapped[datetime | None]  # when a worker took it (processing): the requeue clock
+    claimed_at: Mapped[datetime | None]  # when a worker took it (processing)
+    # The scoring worker's lease (renewed while it works): only its holder may store the result.
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    lease_expires_at: Mapped[datetime | None]
+    scoring_attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims of this revision
     enqueue_count: Mapped[int] = mapped_column(Integer, default=0)
     status_reason: Mapped[str] = mapped_column(Text, default="")
 

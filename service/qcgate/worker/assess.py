@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,9 +19,10 @@ from qcgate.assessment.pipeline import assess_series, failed_assessment
 from qcgate.assessment.verdict import severity_word
 from qcgate.core.observability import instruments
 from qcgate.core.settings import Settings
-from qcgate.delivery.publish import issue_reports, record_publication
+from qcgate.delivery.publish import discard_reports, issue_reports, record_publication
 from qcgate.metrics.base import MetricSuite
 from qcgate.store.repository import claim_series, instance_paths, store_assessment
+from qcgate.worker.lease import LeaseKeeper
 
 log = logging.getLogger(__name__)
 
@@ -47,36 +48,51 @@ def assess_queued_series(context: WorkerContext, series_id: int) -> Assessed:
     """Returns the outcome, or ``skipped`` for a duplicate delivery of the task, and new delivery jobs."""
     settings = context.settings
     with context.sessions.begin() as session:
-        series = claim_series(session, series_id, datetime.now(UTC))
+        series = claim_series(
+            session, series_id, datetime.now(UTC), timedelta(seconds=settings.scoring_lease_s)
+        )
         if series is None:
             return Assessed("skipped")
-        revision, last_received_at = series.revision, series.last_received_at
+        revision, last_received_at, token = series.revision, series.last_received_at, series.lease_token
+        assert token is not None  # the claim just set it
         files = [
             settings.spool_dir / path
             for path, sop_class in instance_paths(session, series_id)
             if sop_class in settings.scored_sop_classes
         ]
     started_at, clock = datetime.now(UTC), time.perf_counter()
-    try:
-        assessment = assess_series(
-            files,
-            context.suites,
-            settings.thresholds,
-            limits=settings.verdict_limits,
-            series_filter=settings.series_filter,
-        )
-    except Exception as exc:  # noqa: BLE001 - a scoring bug fails this series, visibly, not the worker
-        log.exception("series %d could not be assessed", series_id)
-        assessment = failed_assessment(f"internal error while scoring: {type(exc).__name__}", len(files))
-    elapsed = time.perf_counter() - clock
-    finished_at = datetime.now(UTC)
-    document = assessment.result
-    reports = issue_reports(settings, context.sessions, series_id, revision, document, files, finished_at)
-    with context.sessions.begin() as session:
-        stored = store_assessment(
-            session, series_id, revision, document.status, document.to_json(), started_at, finished_at
-        )
-        jobs = record_publication(session, settings, stored, reports)
+    with LeaseKeeper(settings, context.sessions, series_id, token):
+        try:
+            assessment = assess_series(
+                files,
+                context.suites,
+                settings.thresholds,
+                limits=settings.verdict_limits,
+                series_filter=settings.series_filter,
+            )
+        except Exception as exc:  # noqa: BLE001 - a scoring bug fails this series, visibly, not the worker
+            log.exception("series %d could not be assessed", series_id)
+            assessment = failed_assessment(f"internal error while scoring: {type(exc).__name__}", len(files))
+        elapsed = time.perf_counter() - clock
+        finished_at = datetime.now(UTC)
+        document = assessment.result
+        reports = issue_reports(settings, context.sessions, series_id, revision, document, files, finished_at)
+        with context.sessions.begin() as session:
+            stored = store_assessment(
+                session,
+                series_id,
+                revision,
+                document.status,
+                document.to_json(),
+                started_at,
+                finished_at,
+                token,
+            )
+            jobs = [] if stored is None else record_publication(session, settings, stored, reports)
+    if stored is None:
+        discard_reports(settings, reports)
+        log.warning("series %d: result of revision %d discarded, its lease was lost", series_id, revision)
+        return Assessed("discarded")
     metrics = instruments()
     metrics.assessment_seconds.observe(elapsed)
     metrics.receive_to_result_seconds.observe((finished_at - last_received_at).total_seconds())

@@ -1,8 +1,9 @@
 """Series completion: a series is complete after a quiet period without new instances.
 
 The sweeper is the outbox relay: it marks quiet series ``queued`` in the database first, then sends
-their task. Series left ``queued``/``processing`` longer than ``requeue_after_s`` (broker down when
-sent, worker killed mid-task) are sent again; the worker's claim makes duplicates harmless. The
+their task. A series left ``queued`` longer than ``requeue_after_s`` (broker down when sent, task
+lost) is sent again, and so is a ``processing`` series whose worker's lease lapsed (worker killed or
+timed out; :mod:`qcgate.worker.lease`); the worker's claim makes duplicates harmless. The
 same loop relays due delivery jobs (:mod:`qcgate.worker.relay`).
 """
 
@@ -29,7 +30,9 @@ def sweep_once(settings: Settings, sessions: sessionmaker[Session], app: Celery)
     now = datetime.now(UTC)
     with sessions.begin() as session:
         due = queue_quiet_series(session, now - timedelta(seconds=settings.quiet_period_s), now)
-        due += requeue_stuck_series(session, now - timedelta(seconds=settings.requeue_after_s), now)
+        due += requeue_stuck_series(
+            session, now - timedelta(seconds=settings.requeue_after_s), now, settings.max_scoring_attempts
+        )
     return enqueue_assessments(app, due)
 
 
