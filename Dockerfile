@@ -5,7 +5,10 @@
 # so the installed `qcgate` package has no training code to import by mistake.
 FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 QCGATE_DATA_DIR=/data
+# A container is reached through its network, so both listeners leave loopback; qcgate then refuses
+# to start until QCGATE_API_TOKENS and QCGATE_ALLOWED_CALLING_AES are given too (docs/security.md).
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 QCGATE_DATA_DIR=/data \
+    QCGATE_DICOM_HOST=0.0.0.0 QCGATE_HTTP_HOST=0.0.0.0
 WORKDIR /app
 COPY pyproject.toml README.md LICENSE ./
 COPY service ./service

@@ -879,6 +879,11 @@ def concrete(path: str, api: Api) -> str:
     return path.format(**PATH_EXAMPLES, job_id=api.seeded.jobs[DeliveryState.DEAD])
 
 
+# A token with a character outside ASCII: secrets.compare_digest refuses to compare such str (it
+# raised TypeError, a 500, before tokens were compared as bytes).
+NON_ASCII = {"Authorization": "Bearer caf\u00e9".encode()}
+
+
 def test_bearer_tokens_guard_every_api_route_but_not_health(make_api: Callable[..., Api]) -> None:
     api = make_api(
         api_tokens=f"{TOKEN},other",
@@ -889,7 +894,8 @@ def test_bearer_tokens_guard_every_api_route_but_not_health(make_api: Callable[.
     assert len(guarded) >= 12
     for method, template in guarded:
         path = concrete(template, api)
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
+        wrong = ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}, NON_ASCII)
+        for headers in wrong:
             denied = api.client.request(method, path, headers=headers)
             assert_problem(denied, 401)
             assert denied.headers["www-authenticate"] == "Bearer", path

@@ -11,13 +11,19 @@
   value: {{ .Values.worker.concurrency | quote }}
 - name: QCGATE_QUIET_PERIOD_S
   value: {{ .Values.quietPeriodSeconds | quote }}
-{{- if .Values.apiTokensSecret }}
+{{- /* Pods are reached over the cluster network: both listeners leave loopback, so the tokens and
+     the AE allow-list are required (qcgate refuses to start without them). */}}
+- name: QCGATE_DICOM_HOST
+  value: "0.0.0.0"
+- name: QCGATE_HTTP_HOST
+  value: "0.0.0.0"
+- name: QCGATE_ALLOWED_CALLING_AES
+  value: {{ required "allowedCallingAes: the AE titles that may send (scanners, PACS)" .Values.allowedCallingAes | join "," | quote }}
 - name: QCGATE_API_TOKENS
   valueFrom:
     secretKeyRef:
-      name: {{ .Values.apiTokensSecret }}
+      name: {{ required "apiTokensSecret: a Secret holding the API tokens under the key tokens" .Values.apiTokensSecret }}
       key: tokens
-{{- end }}
 {{- range $name, $value := .Values.env }}
 - name: {{ $name }}
   value: {{ $value | quote }}

@@ -9,6 +9,7 @@ from typing import Annotated
 from celery import Celery
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 from qcgate.core.settings import Settings
@@ -32,11 +33,11 @@ def get_celery(request: Request) -> Celery:
 def require_token(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
-    tokens: list[str] = request.app.state.settings.api_tokens
+    tokens: list[SecretStr] = request.app.state.settings.api_tokens
     if not tokens:
         return
-    offered = credentials.credentials if credentials else ""
-    if not any(secrets.compare_digest(offered, token) for token in tokens):
+    offered = (credentials.credentials if credentials else "").encode()  # bytes: any character is comparable
+    if not any(secrets.compare_digest(offered, token.get_secret_value().encode()) for token in tokens):
         raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
 
 

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 COMMON_FLAGS = {
     "--config": "QCGATE_CONFIG",
     "--data-dir": "QCGATE_DATA_DIR",
@@ -131,7 +133,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _export_flags(args)
-    return int(args.runner(args))
+    try:
+        return int(args.runner(args))
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        sys.stderr.write(settings_problems(exc))
+        return 2
+
+
+def settings_problems(error: ValidationError) -> str:
+    """What is wrong with the settings, one line per field, without the values given: a value can
+    be a secret (a webhook's key, a token), and the start-up output ends up in logs."""
+    lines = [f"qcgate: {error.error_count()} setting(s) refused:"]
+    for problem in error.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in problem["loc"]) or "settings"
+        lines.append(f"  {where}: {problem['msg']}")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ def prepare_process(settings: Settings, *, reset_metrics: bool = False) -> None:
 class Instruments:
     instances_received: Counter
     instances_rejected: Counter
+    connections_refused: Counter
     series_assessed: Counter
     assessment_seconds: Histogram
     series_quality: Histogram
@@ -72,6 +73,11 @@ def _create_instruments() -> Instruments:
         instances_received=Counter("qcgate_instances_received_total", "Instances stored and acknowledged."),
         instances_rejected=Counter(
             "qcgate_instances_rejected_total", "C-STORE requests refused, by reason.", ["reason"]
+        ),
+        connections_refused=Counter(
+            "qcgate_connections_refused_total",
+            "DICOM connections closed before association, by reason.",
+            ["reason"],
         ),
         series_assessed=Counter(
             "qcgate_series_assessed_total", "Series assessments finished, by flag or outcome.", ["flag"]

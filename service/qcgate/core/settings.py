@@ -6,11 +6,12 @@ The YAML file is named by ``QCGATE_CONFIG`` so that every process that ``qcgate 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -109,6 +110,16 @@ class VerdictLimits(BaseModel):
         return self
 
 
+def is_loopback(host: str) -> bool:
+    """True for an address (or ``localhost``) that only this machine can reach."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
 def _split_csv(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
@@ -122,14 +133,29 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("qcgate-data"), description="Spool, SQLite database, broker and metrics.")
     ae_title: str = Field("QCGATE", min_length=1, max_length=16, description="Our AE title.")
-    dicom_host: str = Field("0.0.0.0", description="Address the DICOM receiver listens on.")
+    dicom_host: str = Field(
+        "127.0.0.1",
+        description="Address the DICOM receiver listens on; beyond loopback it needs allowed_calling_aes.",
+    )
     dicom_port: int = Field(11112, ge=0, le=65535, description="DICOM port the receiver listens on.")
-    http_host: str = Field("0.0.0.0", description="Address the REST API listens on.")
+    http_host: str = Field(
+        "127.0.0.1", description="Address the REST API listens on; beyond loopback it needs api_tokens."
+    )
     http_port: int = Field(8080, ge=0, le=65535, description="REST API port.")
     allowed_calling_aes: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Calling AE titles allowed to associate; empty allows all."
     )
     max_associations: int = Field(10, ge=1, description="Simultaneous associations accepted.")
+    max_associations_per_address: int = Field(
+        4,
+        ge=1,
+        description="Simultaneous connections from one peer address (behind a proxy or NAT every"
+        " scanner is one address: raise it there).",
+    )
+    association_request_timeout_s: float = Field(
+        5.0, gt=0, description="A connection that sends no A-ASSOCIATE-RQ within this is dropped."
+    )
+    dicom_listen_backlog: int = Field(128, ge=1, description="Connections the kernel queues before accept.")
     accept_other_storage: bool = Field(
         False, description="Accept and keep (never score) non-MR storage SOP classes."
     )
@@ -158,13 +184,16 @@ class Settings(BaseSettings):
     max_scoring_attempts: int = Field(
         3, ge=1, description="A revision whose scoring crashed or timed out this often ends failed."
     )
-    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data_dir.")
-    broker_url: str | None = Field(
-        None, description="Celery broker; default a filesystem broker in data_dir."
+    database_url: SecretStr | None = Field(
+        None, description="SQLAlchemy URL (it may hold a password: never shown); default SQLite in data_dir."
+    )
+    broker_url: SecretStr | None = Field(
+        None, description="Celery broker (never shown); default a filesystem broker in data_dir."
     )
     worker_concurrency: int = Field(1, ge=1, description="Celery worker processes started by serve.")
-    api_tokens: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Bearer tokens accepted by the API; empty disables auth."
+    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer tokens accepted by the API (never shown); empty disables auth, only on loopback.",
     )
     thresholds: dict[str, Threshold] = Field(
         default_factory=dict,
@@ -210,6 +239,21 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _open_listeners_are_guarded(self) -> Settings:
+        """Closed by default: listening beyond this machine is a choice, and it needs its guards."""
+        if not is_loopback(self.dicom_host) and not self.allowed_calling_aes:
+            raise ValueError(
+                f"dicom_host {self.dicom_host} accepts associations from other machines: set"
+                " allowed_calling_aes to the AE titles that may send (QCGATE_ALLOWED_CALLING_AES)"
+            )
+        if not is_loopback(self.http_host) and not self.api_tokens:
+            raise ValueError(
+                f"http_host {self.http_host} serves the API to other machines: set api_tokens"
+                " (QCGATE_API_TOKENS) so that results and reports need a token"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _rules_name_configured_targets(self) -> Settings:
         check_rule_targets(self.routing_rules, self.destinations, self.webhooks)
         return self
@@ -245,11 +289,13 @@ class Settings(BaseSettings):
 
     @property
     def effective_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.data_dir / 'qcgate.db'}"
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'qcgate.db'}"
 
     @property
     def effective_broker_url(self) -> str:
-        return self.broker_url or "filesystem://"
+        return self.broker_url.get_secret_value() if self.broker_url is not None else "filesystem://"
 
     @property
     def broker_dir(self) -> Path:

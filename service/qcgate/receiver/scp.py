@@ -8,6 +8,7 @@ bad instance never stops the receiver.
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any, cast
 
 from pydicom.uid import (
@@ -95,6 +96,9 @@ def create_ae(settings: Settings) -> AE:
     _config.LOG_HANDLER_LEVEL = "none"
     ae = AE(ae_title=settings.ae_title)
     ae.maximum_associations = settings.max_associations
+    # The ARTIM timer: a connection that sends no A-ASSOCIATE-RQ is dropped after this, instead of
+    # holding one of max_associations for pynetdicom's default 30 s.
+    ae.acse_timeout = settings.association_request_timeout_s
     ae.maximum_pdu_size = MAX_PDU_BYTES
     ae.require_called_aet = True
     if settings.allowed_calling_aes:
@@ -117,6 +121,36 @@ def start_receiver(settings: Settings, sessions: sessionmaker[Session]) -> Threa
         (settings.dicom_host, settings.dicom_port), block=False, evt_handlers=handlers
     )
     assert server is not None  # non-blocking start_server always returns the server
+    guard_connections(server, settings)
     host, port = server.server_address[:2]
     log.info("DICOM receiver %s listening on %s:%s", settings.ae_title, host, port)
     return server
+
+
+def guard_connections(server: ThreadedAssociationServer, settings: Settings) -> None:
+    """A real listen backlog, and at most ``max_associations_per_address`` connections per peer.
+
+    socketserver listens with a backlog of 5 and pynetdicom counts a connection against
+    ``max_associations`` from its accept, so ten idle sockets from one host used to lock every
+    scanner out. Listening again only resizes the queue. A connection over the per-address limit is
+    closed at once, before it holds a thread (``verify_request`` is socketserver's hook for that).
+    Connections are counted from their accepted sockets, still open, not from pynetdicom's list of
+    associations, whose threads start after the next accept may already have been verified.
+    """
+    assert server.socket is not None  # a started server has its listening socket
+    server.socket.listen(settings.dicom_listen_backlog)
+    limit = settings.max_associations_per_address
+    accepted: list[tuple[str, socket.socket]] = []  # only the accept loop's thread touches it
+
+    def verify_request(request: socket.socket, client_address: tuple[str, int]) -> bool:
+        address = client_address[0]
+        accepted[:] = [(peer, sock) for peer, sock in accepted if sock.fileno() != -1]
+        held = sum(1 for peer, _ in accepted if peer == address)
+        if held < limit:
+            accepted.append((address, request))
+            return True
+        instruments().connections_refused.labels(reason="per_address_limit").inc()
+        log.warning("connection from %s refused: it already holds %d of %d connections", address, held, limit)
+        return False
+
+    server.verify_request = verify_request  # type: ignore[assignment]
