@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -82,3 +83,21 @@ def test_scoring_slower_than_the_requeue_clock_gives_one_result_and_one_sr(
     body = gate.get(f"/api/v1/series/{series_uid}").json()
     assert (body["status"], body["assessments"]) == ("done", 1)
     assert len(list((gate.data_dir / "sr").rglob("*.dcm"))) == 1
+
+
+def test_instances_whose_rows_were_lost_are_recorded_again_at_start_and_scored(
+    start_qcgate: Callable[..., QCGate], tmp_path: Path
+) -> None:
+    """Issue 12 item 5: remove the rows of acknowledged instances, restart, they come back."""
+    data_dir = tmp_path / "data"
+    first = start_qcgate(data_dir=data_dir, quiet_period_s="60")
+    series_uid, files = write_phantom_series(tmp_path / "series", shape=(12, 64, 64))
+    assert storescu(first.dicom_port, files).returncode == 0
+    first.kill()
+    with sqlite3.connect(data_dir / "qcgate.db") as database:
+        database.execute("DELETE FROM instances WHERE id % 2 = 0")
+        database.execute("UPDATE series SET instance_count = instance_count / 2")
+    second = start_qcgate(data_dir=data_dir)
+    body = second.wait_for_series(series_uid)
+    assert (body["instances"], body["assessments"]) == (len(files), 1)
+    assert "spool reconciled: 6 instance(s) on disk were not recorded and are now" in second.log_text()

@@ -51,10 +51,12 @@ def _echo_destinations(settings: Settings) -> None:
 @contextmanager
 def _receiving(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[None]:
     """Receiver threads and the completion sweeper (which relays deliveries), stopped cleanly on exit."""
+    from qcgate.receiver.reconcile import reconcile_spool
     from qcgate.receiver.scp import start_receiver
     from qcgate.worker.celery_app import create_celery
     from qcgate.worker.completion import CompletionSweeper
 
+    reconcile_spool(settings, sessions)  # before listening: the spool is the receiver's alone now
     server = start_receiver(settings, sessions)
     sweeper = CompletionSweeper(settings, sessions, create_celery(settings))
     sweeper.start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,17 +29,26 @@ class InstanceRecorder:
     sleeps made four associations no faster than one.
     """
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], spool_dir: Path) -> None:
         self._sessions = sessions
+        self.spool_dir = spool_dir
         self._lock = threading.Lock()
 
     def record(self, received: ReceivedInstance, spool_path: str, size: int, calling_ae: str) -> None:
+        """Record the instance (durably: the commit fsyncs); a copy it replaced is deleted after."""
         try:
             with self._lock, self._sessions.begin() as session:
-                record_instance(session, received, spool_path, size, calling_ae, datetime.now(UTC))
+                replaced = record_instance(session, received, spool_path, size, calling_ae, datetime.now(UTC))
         except SQLAlchemyError as exc:
             log.error("instance spooled but not recorded: %s", type(exc).__name__)
             raise RecordFailed("the database could not record the instance; retry later") from exc
+        if replaced is not None:
+            self.spool_dir.joinpath(replaced).unlink(missing_ok=True)
+            log.info(
+                "instance %s re-filed under series %s",
+                received.sop_instance_uid,
+                received.series_instance_uid,
+            )
 
 
 def ingest_instance(

@@ -115,7 +115,7 @@ def start_receiver(settings: Settings, sessions: sessionmaker[Session]) -> Threa
     tolerate_invalid_values()
     handlers: list[Any] = [
         (evt.EVT_C_ECHO, handle_echo),
-        (evt.EVT_C_STORE, handle_store, [settings, InstanceRecorder(sessions)]),
+        (evt.EVT_C_STORE, handle_store, [settings, InstanceRecorder(sessions, settings.spool_dir)]),
     ]
     server = create_ae(settings).start_server(
         (settings.dicom_host, settings.dicom_port), block=False, evt_handlers=handlers

@@ -18,8 +18,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # transactions are begun by _begin_immediate
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    # NORMAL in WAL survives any process crash; the spool files are fsynced on their own.
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL: every commit fsyncs the WAL. NORMAL survives a process crash but not a power cut, and
+    # the receiver commits an instance's row right before it acknowledges the C-STORE (issue 12).
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -84,10 +84,17 @@ def record_instance(
     size_bytes: int,
     calling_ae: str,
     now: datetime,
-) -> None:
-    """Record a durably spooled instance; a repeated SOP Instance UID updates it in place."""
+) -> str | None:
+    """Record a durably spooled instance; a repeated SOP Instance UID updates it in place.
+
+    A SOP Instance UID sent again under another series is re-filed there: the newest copy wins, as
+    a scanner resending a corrected series expects, and the series it left gets a new revision (it is
+    scored again without it). Returns the spool path the instance no longer uses (the caller deletes
+    the file once this commits), else None.
+    """
     series = _series(session, received, calling_ae, now)
     instance = session.scalar(select(Instance).where(Instance.sop_instance_uid == received.sop_instance_uid))
+    replaced = None
     if instance is None:
         session.add(
             Instance(
@@ -102,9 +109,23 @@ def record_instance(
         )
         series.instance_count += 1
     else:
+        if instance.series_id != series.id:
+            _changed(session.get_one(Series, instance.series_id), now, instance_count_change=-1)
+            instance.series_id = series.id
+            series.instance_count += 1
+        if instance.spool_path != spool_path:
+            replaced, instance.spool_path = instance.spool_path, spool_path
+        instance.sop_class_uid = received.sop_class_uid
         instance.transfer_syntax_uid = received.transfer_syntax_uid
         instance.size_bytes = size_bytes
         instance.received_at = now
+    _changed(series, now)
+    return replaced
+
+
+def _changed(series: Series, now: datetime, instance_count_change: int = 0) -> None:
+    """The series' instances changed: a new revision, received again."""
+    series.instance_count += instance_count_change
     series.revision += 1
     series.scoring_attempts = 0
     series.last_received_at = now
