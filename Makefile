@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: install install-dev peers run test test-fast lint bench bench-ingest bench-e2e bench-delivery bench-learned bench-quality models clean
+.PHONY: install install-dev peers run test test-fast lint fuzz bench bench-ingest bench-e2e bench-delivery bench-learned bench-quality models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,13 @@ test: install-dev peers
 # In-process tests only (no DICOM, Redis or PostgreSQL peers, no subprocess servers): under a minute.
 test-fast: install-dev
 	$(BIN)/pytest -m "not peers and not slow" $(PYTEST_ARGS)
+
+# Coverage-guided fuzzing of the receiver's parse-and-validate path for FUZZ_SECONDS (default 600);
+# the corpus grows in .fuzz/corpus, a crash is written to .fuzz/ (docs/reliability.md).
+FUZZ_SECONDS ?= 600
+fuzz: install-dev
+	mkdir -p .fuzz/corpus
+	$(BIN)/python tests/fuzz/receive.py .fuzz/corpus -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=.fuzz/ -print_final_stats=1
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -13,7 +13,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
-from pydicom.encaps import encapsulate
+from pydicom.encaps import encapsulate, generate_fragmented_frames
 from pydicom.uid import JPEG2000Lossless, generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import MRImageStorage, Verification
@@ -168,8 +168,9 @@ def test_undecodable_compressed_pixels_are_refused(receiver: StartReceiver, tmp_
     dataset = pydicom.dcmread(get_testdata_file("MR_small_jp2klossless.dcm"))
     dataset.SOPInstanceUID = generate_uid()
     dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
-    codestream_start = b"\xff\x4f\xff\x51"  # a J2K header followed by noise
-    dataset.PixelData = encapsulate([codestream_start + bytes(range(256)) * 8])
+    (frame,) = [b"".join(f) for f in generate_fragmented_frames(dataset.PixelData, number_of_frames=1)]
+    siz_end = frame.index(b"\xff\x52")  # the J2K main header up to its SIZ, then noise
+    dataset.PixelData = encapsulate([frame[:siz_end] + bytes(range(256)) * 8])
     corrupt = tmp_path / "corrupt.dcm"
     dataset.save_as(corrupt, enforce_file_format=True)
     assert send_file_raw(port, corrupt, dataset.SOPClassUID, JPEG2000Lossless) == UndecodablePixelData.status

@@ -97,6 +97,12 @@ class SpoolWriteFailed(InstanceRejected):
     status, reason = 0xA710, "spool_write_failed"
 
 
+class DecodedSizeExceeded(InstanceRejected):
+    """Out of resources by design: the pixels (or an inflated dataset) would pass a size limit."""
+
+    status, reason = 0xA730, "decoded_size_limit"
+
+
 class RecordFailed(InstanceRejected):
     status, reason = 0xA720, "record_failed"
 

@@ -164,7 +164,10 @@ class Settings(BaseSettings):
     )
     max_rows: int = Field(4096, ge=1, description="Largest accepted Rows/Columns.")
     max_frames: int = Field(4096, ge=1, description="Largest accepted NumberOfFrames.")
-    max_instance_mb: int = Field(1024, ge=1, description="Largest accepted instance.")
+    max_instance_mb: int = Field(1024, ge=1, description="Largest accepted instance (after inflating).")
+    max_decoded_mb: int = Field(
+        512, ge=1, description="Largest pixel data an instance may decode to, checked before decoding."
+    )
     quiet_period_s: float = Field(
         10.0, gt=0, description="Seconds without a new instance before a series is complete."
     )

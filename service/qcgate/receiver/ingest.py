@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from qcgate.core.errors import AbsurdDimensions, RecordFailed
 from qcgate.core.settings import Settings
-from qcgate.receiver.validation import inspect_instance, parse_part10
+from qcgate.receiver.validation import check_inflated_size, inspect_instance, parse_part10
 from qcgate.store.repository import ReceivedInstance, record_instance
 from qcgate.store.spool import check_free_space, instance_path, write_durably
 
@@ -66,6 +66,7 @@ def ingest_instance(
     check_free_space(settings.spool_dir, settings.min_free_disk_mb)
     if len(encoded) > settings.max_instance_mb * 1024 * 1024:
         raise AbsurdDimensions(f"instance of {len(encoded)} bytes exceeds {settings.max_instance_mb} MB")
+    check_inflated_size(encoded, settings.max_instance_mb * 1024 * 1024)
     received = inspect_instance(parse_part10(encoded), command_sop_class, command_sop_instance, settings)
     target = instance_path(
         settings.spool_dir,

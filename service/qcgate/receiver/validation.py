@@ -7,14 +7,20 @@ nothing itself. Messages never contain PHI (no names, IDs or UIDs), only what wa
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.encaps import generate_fragmented_frames
+from pydicom.pixels import pixel_array
+from pydicom.sequence import Sequence
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, RLELossless
 
 from qcgate.core.errors import (
     AbsurdDimensions,
+    DecodedSizeExceeded,
     HeaderContradiction,
     MissingPixelData,
     NotDicom,
@@ -24,10 +30,13 @@ from qcgate.core.errors import (
     UndecodablePixelData,
 )
 from qcgate.core.settings import Settings
+from qcgate.receiver.codestreams import frame_geometry, rle_segments
 from qcgate.store.repository import ReceivedInstance
 from qcgate.store.spool import validate_uid
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
+_PART10_META_START = 132  # 128-byte preamble and "DICM"
+_DEFLATE_UID = str(DeflatedExplicitVRLittleEndian).encode()
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 IMAGE_STORAGE_PREFIX = "1.2.840.10008.5.1.4.1.1."
 
@@ -38,17 +47,54 @@ def tolerate_invalid_values() -> None:
     pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
 
 
+def check_inflated_size(encoded: bytes, max_bytes: int) -> None:
+    """Inflate a deflated dataset under a cap before pydicom inflates it whole.
+
+    pydicom inflates the entire dataset when it reads it: a 153 kB deflated instance carrying 150 MB
+    of Pixel Data was accepted (issue 12). The file meta (explicit VR little endian, never deflated)
+    says the transfer syntax and, in its group length, where the deflated dataset starts.
+    """
+    meta_end = _PART10_META_START + 12
+    if encoded[128:132] != b"DICM" or _DEFLATE_UID not in encoded[:4096] or len(encoded) < meta_end:
+        return
+    if encoded[_PART10_META_START : _PART10_META_START + 6] != b"\x02\x00\x00\x00UL":
+        return  # no group length: pydicom finds the end of the meta its own way (and is bounded below)
+    (group_length,) = struct.unpack_from("<I", encoded, _PART10_META_START + 8)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        inflated = inflater.decompress(encoded[meta_end + group_length :], max_bytes + 1)
+    except zlib.error as exc:
+        raise NotDicom(f"the deflated dataset does not inflate ({exc})") from exc
+    if len(inflated) > max_bytes or inflater.unconsumed_tail:
+        raise DecodedSizeExceeded(f"the deflated dataset inflates past {max_bytes} bytes")
+
+
 def parse_part10(encoded: bytes) -> Dataset:
-    """Parse a DICOM Part 10 byte string; :class:`NotDicom` or :class:`TruncatedDataset` if it is not one."""
+    """Parse a DICOM Part 10 byte string; :class:`NotDicom` or :class:`TruncatedDataset` if it is not one.
+
+    Every top-level element is decoded here (pydicom decodes lazily, on first read), so that a
+    malformed one is refused with a status now instead of failing later in another check.
+    """
     try:
         dataset = pydicom.dcmread(io.BytesIO(encoded))
-    except (InvalidDicomError, ValueError, KeyError, NotImplementedError) as exc:
-        raise NotDicom(f"not a DICOM dataset ({type(exc).__name__})") from exc
+        if "SOPClassUID" not in dataset and "SOPInstanceUID" not in dataset:
+            raise NotDicom("no SOP Class or Instance UID: not a DICOM dataset")
+        _reject_truncated_last_element(dataset)  # before decoding: it reads the raw element
+        for _ in dataset:
+            pass
+    except (NotDicom, TruncatedDataset):
+        raise
     except (EOFError, OSError) as exc:
         raise TruncatedDataset(f"the dataset ends early ({type(exc).__name__})") from exc
-    if "SOPClassUID" not in dataset and "SOPInstanceUID" not in dataset:
-        raise NotDicom("no SOP Class or Instance UID: not a DICOM dataset")
-    _reject_truncated_last_element(dataset)
+    except zlib.error as exc:  # found by fuzzing: pydicom lets a broken deflate stream through
+        raise TruncatedDataset(f"the deflated dataset does not inflate ({exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - pydicom signals malformed input with many types
+        # (InvalidDicomError, ValueError, KeyError, NotImplementedError, BytesLengthException,
+        # struct.error ...; tests/fuzz/regressions holds the ones fuzzing found)
+        raise NotDicom(f"not a DICOM dataset, or an element does not decode ({type(exc).__name__})") from exc
+    syntax = dataset.file_meta.get("TransferSyntaxUID")
+    if syntax is None or not UID(str(syntax)).is_transfer_syntax:  # found by fuzzing
+        raise NotDicom("the file meta names no transfer syntax")
     return dataset
 
 
@@ -66,25 +112,25 @@ def inspect_instance(
     dataset: Dataset, command_sop_class: str, command_sop_instance: str, settings: Settings
 ) -> ReceivedInstance:
     """Check identity, SOP class, modality and pixel geometry of a parsed instance."""
-    sop_class = str(dataset.get("SOPClassUID", "")).rstrip("\x00 ")
-    sop_instance = str(dataset.get("SOPInstanceUID", "")).rstrip("\x00 ")
+    sop_class = _text(dataset, "SOPClassUID").rstrip("\x00 ")
+    sop_instance = _text(dataset, "SOPInstanceUID").rstrip("\x00 ")
     if sop_class != command_sop_class or sop_instance != command_sop_instance:
         raise SopClassMismatch("SOP Class/Instance UID in the dataset differ from the C-STORE request")
     scored = sop_class in settings.scored_sop_classes
     if not scored and not settings.accept_other_storage:
         raise SopClassNotAccepted(f"SOP class {sop_class} is not MR image storage")
-    modality = str(dataset.get("Modality", "")).strip()
+    modality = _text(dataset, "Modality").strip()
     if scored and modality != "MR":
         raise HeaderContradiction(f"MR image storage with Modality {modality or 'missing'!r}")
     instance = ReceivedInstance(
-        study_instance_uid=validate_uid(str(dataset.get("StudyInstanceUID", "")), "StudyInstanceUID"),
-        series_instance_uid=validate_uid(str(dataset.get("SeriesInstanceUID", "")), "SeriesInstanceUID"),
+        study_instance_uid=validate_uid(_text(dataset, "StudyInstanceUID"), "StudyInstanceUID"),
+        series_instance_uid=validate_uid(_text(dataset, "SeriesInstanceUID"), "SeriesInstanceUID"),
         sop_instance_uid=validate_uid(sop_instance, "SOPInstanceUID"),
         sop_class_uid=sop_class,
         transfer_syntax_uid=str(dataset.file_meta.get("TransferSyntaxUID", "")),
         modality=modality,
-        station_name=str(dataset.get("StationName", "") or "")[:64],
-        series_description=str(dataset.get("SeriesDescription", "") or "")[:64],
+        station_name=_text(dataset, "StationName")[:64],
+        series_description=_text(dataset, "SeriesDescription")[:64],
         scored=scored,
     )
     if sop_class.startswith(IMAGE_STORAGE_PREFIX):
@@ -92,14 +138,35 @@ def inspect_instance(
     return instance
 
 
+def _text(dataset: Dataset, keyword: str) -> str:
+    """An attribute as text; a sequence where text belongs is refused (found by fuzzing: printing
+    one decodes its nested elements, which may not decode)."""
+    value = dataset.get(keyword, "")
+    if isinstance(value, Dataset | Sequence):
+        raise HeaderContradiction(f"{keyword} holds a sequence, not a value")
+    return str(value or "")
+
+
+def _number(dataset: Dataset, keyword: str, default: int) -> int:
+    """An integer attribute, ``default`` when absent or empty; anything else is refused."""
+    value = dataset.get(keyword, default)
+    try:
+        return int(value) if value not in (None, "") else default
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise AbsurdDimensions(f"{keyword} is not a number") from exc
+
+
 def _check_pixels(dataset: Dataset, settings: Settings) -> None:
     if not any(keyword in dataset for keyword in PIXEL_KEYWORDS):
         raise MissingPixelData("image storage instance without Pixel Data")
-    rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
-    frames = int(dataset.get("NumberOfFrames", 1) or 1)
-    samples = int(dataset.get("SamplesPerPixel", 1) or 1)
-    bits_allocated = int(dataset.get("BitsAllocated", 0) or 0)
-    bits_stored = int(dataset.get("BitsStored", bits_allocated) or 0)
+    rows, columns = _number(dataset, "Rows", 0), _number(dataset, "Columns", 0)
+    frames = _number(dataset, "NumberOfFrames", 1) or 1
+    samples = _number(dataset, "SamplesPerPixel", 1) or 1
+    bits_allocated = _number(dataset, "BitsAllocated", 0)
+    bits_stored = _number(dataset, "BitsStored", bits_allocated)
+    pixels = dataset.get("PixelData", b"absent")
+    if not isinstance(pixels, bytes) or not pixels:  # found by fuzzing: a sequence, or nothing, there
+        raise MissingPixelData("Pixel Data holds no byte string")
     if not (0 < rows <= settings.max_rows and 0 < columns <= settings.max_rows):
         raise AbsurdDimensions(f"{rows}x{columns} pixels is outside 1..{settings.max_rows}")
     if not 0 < frames <= settings.max_frames:
@@ -112,19 +179,74 @@ def _check_pixels(dataset: Dataset, settings: Settings) -> None:
         raise AbsurdDimensions(f"{samples} samples of {bits_stored}/{bits_allocated} bits is not an image")
     if "PixelData" not in dataset:
         return
+    expected = (rows * columns * frames * samples * bits_allocated + 7) // 8
+    if expected > settings.max_decoded_mb * 1024 * 1024:
+        raise DecodedSizeExceeded(
+            f"{expected} bytes of pixels exceed max_decoded_mb ({settings.max_decoded_mb})"
+        )
     if dataset.file_meta.TransferSyntaxUID.is_encapsulated:
-        _decode_or_reject(dataset)
+        _check_codestreams(dataset, rows, columns, frames, samples, bits_allocated)
+        _decode_or_reject(dataset, frames)
         return
-    expected = rows * columns * frames * samples * bits_allocated // 8
     actual = len(dataset.PixelData)
     if actual < expected:
         raise HeaderContradiction(f"Pixel Data holds {actual} bytes, the header implies {expected}")
+    if actual > expected + 1:  # one byte of padding to an even length is allowed
+        raise HeaderContradiction(
+            f"Pixel Data holds {actual} bytes, more than the {expected} the header implies"
+        )
 
 
-def _decode_or_reject(dataset: Dataset) -> None:
-    """Decode compressed pixels once on receipt: the only proof that the worker will manage it."""
+def _check_codestreams(
+    dataset: Dataset, rows: int, columns: int, frames: int, samples: int, bits_allocated: int
+) -> None:
+    """Each frame's own header must agree with the DICOM header before anything is decoded."""
+    rle = dataset.file_meta.TransferSyntaxUID == RLELossless
     try:
-        dataset.pixel_array  # noqa: B018 - decoding is the check
-    except Exception as exc:  # noqa: BLE001 - every decoder failure means the same thing here
+        for found, fragments in enumerate(
+            generate_fragmented_frames(dataset.PixelData, number_of_frames=frames), 1
+        ):
+            if found > frames:
+                raise HeaderContradiction(f"Pixel Data holds more than the {frames} frame(s) the header says")
+            first = fragments[0] if fragments else b""
+            if rle:
+                segments = rle_segments(first)
+                if segments is not None and segments != samples * ((bits_allocated + 7) // 8):
+                    raise HeaderContradiction(
+                        f"an RLE frame has {segments} segments, the header implies "
+                        f"{samples * ((bits_allocated + 7) // 8)}"
+                    )
+                continue
+            geometry = frame_geometry(first)
+            if geometry is None:
+                continue
+            if (geometry.rows, geometry.columns) != (rows, columns) or geometry.components != samples:
+                raise HeaderContradiction(
+                    f"a frame's codestream is {geometry.rows}x{geometry.columns}x{geometry.components},"
+                    f" the header says {rows}x{columns}x{samples}"
+                )
+            if geometry.bits > bits_allocated:
+                raise HeaderContradiction(
+                    f"a frame's codestream has {geometry.bits}-bit samples,"
+                    f" the header allocates {bits_allocated}"
+                )
+    except (ValueError, KeyError, struct.error) as exc:
+        raise UndecodablePixelData(
+            f"the encapsulated Pixel Data is malformed ({type(exc).__name__})"
+        ) from exc
+
+
+def _decode_or_reject(dataset: Dataset, frames: int) -> None:
+    """Decode compressed pixels once on receipt: the only proof that the worker will manage it.
+
+    One frame at a time, so the receiving thread holds one decoded frame, not the instance.
+    """
+    try:
+        for index in range(frames):
+            pixel_array(dataset, index=index)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a Rust decoder's panic (pyo3's PanicException) is a
+        # BaseException: found by fuzzing (tests/fuzz/regressions), it killed the association thread.
         syntax = dataset.file_meta.TransferSyntaxUID
         raise UndecodablePixelData(f"pixels in {syntax.name} do not decode ({type(exc).__name__})") from exc
