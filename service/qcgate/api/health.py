@@ -13,21 +13,28 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from qcgate.api.problems import problem
+from qcgate.core.settings import Settings
 from qcgate.store.repository import queue_depth
+from qcgate.store.retention import spool_free_bytes
 
 router = APIRouter(tags=["health"])
 
 
 class QueueDepthCollector(Collector):
-    """Queue depth is read from the database at scrape time, so it is right in every process."""
+    """Queue depth and spool free space are read at scrape time, so they are right in every process."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self._sessions = sessions
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session]) -> None:
+        self._settings, self._sessions = settings, sessions
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with self._sessions() as session:
             depth = queue_depth(session)
         yield GaugeMetricFamily("qcgate_queue_depth", "Series queued or being assessed.", value=depth)
+        yield GaugeMetricFamily(
+            "qcgate_spool_free_bytes",
+            "Free bytes on the spool's file system.",
+            value=spool_free_bytes(self._settings),
+        )
 
 
 @router.get("/healthz", summary="The process is alive")
@@ -49,5 +56,5 @@ def readyz(request: Request) -> dict[str, str] | Response:
 def metrics(request: Request) -> Response:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
-    registry.register(QueueDepthCollector(request.app.state.sessions))
+    registry.register(QueueDepthCollector(request.app.state.settings, request.app.state.sessions))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

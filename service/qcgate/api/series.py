@@ -102,6 +102,9 @@ def post_rescore(session: SessionDep, celery: CeleryDep, series_uid: UidPath) ->
         raise NotFound(f"no series {series_uid}")
     if series.status in (SeriesStatus.RECEIVING, SeriesStatus.QUEUED, SeriesStatus.PROCESSING):
         raise HTTPException(409, f"series is {series.status.value}; it will be assessed when complete")
+    if series.pixels_pruned_at is not None:
+        pruned = f"{series.pixels_pruned_at:%Y-%m-%d}"
+        raise HTTPException(409, f"the series' pixels were pruned on {pruned} (retention)")
     request_rescore(session, series, datetime.now(UTC))
     session.commit()
     enqueue_assessment(celery, series.id)

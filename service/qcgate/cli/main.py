@@ -69,6 +69,12 @@ def _run_score(args: argparse.Namespace) -> int:
     return score_paths(args.paths, as_json=args.json)
 
 
+def _run_prune(args: argparse.Namespace) -> int:
+    from qcgate.cli.processes import prune
+
+    return prune(args.dry_run)
+
+
 def _run_demo(args: argparse.Namespace) -> int:
     from qcgate.cli.demo import run_demo
 
@@ -111,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--json", action="store_true", help="one JSON object per line (the REST schema)")
     score.add_argument("--config", type=Path, help="YAML settings file (thresholds)")
     score.set_defaults(runner=_run_score)
+    prune = commands.add_parser("prune", help="apply retention now: prune old pixels, expire old results")
+    prune.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    prune.set_defaults(runner=_run_prune)
     demo = commands.add_parser(
         "demo", help="send a clean and a degraded synthetic series and print the scores"
     )

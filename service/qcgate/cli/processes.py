@@ -168,3 +168,26 @@ def run_worker() -> int:
     _start(settings, owns_metrics=False, migrate=False)
     run_celery_worker(create_celery(settings), settings)
     return 0
+
+
+def prune(dry_run: bool) -> int:
+    """Apply retention once, now (``qcgate prune``); with ``dry_run`` only say what it would remove."""
+    import json
+    from datetime import UTC, datetime
+
+    from qcgate.store.retention import apply_retention
+
+    settings = get_settings()
+    sessions = _start(settings, owns_metrics=False, migrate=True)
+    done = apply_retention(settings, sessions, datetime.now(UTC), dry_run=dry_run)
+    summary = {
+        "dry_run": done.dry_run,
+        "pixels": {
+            "series": len(done.pixels),
+            "bytes": done.pixel_bytes,
+            "reasons": sorted(set(done.pixels.values())),
+        },
+        "results": {"series": len(done.results)},
+    }
+    sys.stdout.write(json.dumps(summary) + "\n")
+    return 0

@@ -45,6 +45,7 @@ class Instruments:
     instances_received: Counter
     instances_rejected: Counter
     connections_refused: Counter
+    pruned: Counter
     series_assessed: Counter
     assessment_seconds: Histogram
     series_quality: Histogram
@@ -73,6 +74,9 @@ def _create_instruments() -> Instruments:
         instances_received=Counter("qcgate_instances_received_total", "Instances stored and acknowledged."),
         instances_rejected=Counter(
             "qcgate_instances_rejected_total", "C-STORE requests refused, by reason.", ["reason"]
+        ),
+        pruned=Counter(
+            "qcgate_pruned_series_total", "Series whose pixels or results retention removed.", ["what"]
         ),
         connections_refused=Counter(
             "qcgate_connections_refused_total",

@@ -230,6 +230,19 @@ class Settings(BaseSettings):
     delivery_timeout_s: float = Field(
         30.0, gt=0, description="Network timeout of one DICOM step (connect, associate, response)."
     )
+    retention_pixels_days: float = Field(
+        30.0, gt=0, description="Spooled pixels of a finished series are pruned after this many days."
+    )
+    retention_results_days: float = Field(
+        730.0, gt=0, description="Rows and SR files of a series are deleted after this many days."
+    )
+    retention_dead_delivery_days: float = Field(
+        7.0, gt=0, description="Pixels whose only pending work is a dead delivery are pruned after this."
+    )
+    spool_free_target_mb: int = Field(
+        0, ge=0, description="Prune the oldest finished series' pixels until this much disk is free."
+    )
+    retention_interval_s: float = Field(3600.0, gt=0, description="How often the sweeper applies retention.")
     delivery_lease_s: float = Field(
         900.0, gt=0, description="A delivery in flight longer than this is presumed lost and retried."
     )

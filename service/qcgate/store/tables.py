@@ -89,6 +89,7 @@ class Series(Base):
     lease_token: Mapped[str | None] = mapped_column(String(32))
     lease_expires_at: Mapped[datetime | None]
     scoring_attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims of this revision
+    pixels_pruned_at: Mapped[datetime | None]  # retention removed the spooled instances then
     enqueue_count: Mapped[int] = mapped_column(Integer, default=0)
     status_reason: Mapped[str] = mapped_column(Text, default="")
 
