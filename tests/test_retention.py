@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tarfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -193,3 +194,47 @@ def test_the_command_line_dry_run_says_what_it_would_remove(
     assert summary["dry_run"] is True
     assert summary["pixels"] == {"series": 1, "bytes": 2 * INSTANCE_BYTES, "reasons": ["older than 30 days"]}
     assert len(spooled(settings, 1)) == 2
+
+
+def test_a_backup_restored_into_an_empty_data_dir_serves_the_same_results(
+    settings: Settings, sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from qcgate.api.app import create_app
+    from qcgate.worker.celery_app import create_celery
+
+    make_series(settings, sessions, 1, age_days=2)
+    make_series(settings, sessions, 2, age_days=1)
+    monkeypatch.setenv("QCGATE_API_TOKENS", "backup-secret-t0ken")
+    archive = tmp_path / "backup.tar.gz"
+    assert cli_main(["backup", str(archive)]) == 0
+
+    def served(data_dir: Path) -> list[dict[str, object]]:
+        monkeypatch.setenv("QCGATE_DATA_DIR", str(data_dir))
+        restored = Settings()
+        restored.prometheus_dir.mkdir(parents=True, exist_ok=True)
+        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(restored.prometheus_dir))
+        app_sessions = session_factory(create_database_engine(restored.effective_database_url))
+        app = create_app(restored, app_sessions, create_celery(restored))
+        with TestClient(app) as client:
+            headers = {"Authorization": "Bearer backup-secret-t0ken"}
+            listed = client.get("/api/v1/series", headers=headers).json()["items"]
+            return [
+                client.get(f"/api/v1/series/{item['series_instance_uid']}", headers=headers).json()
+                for item in listed
+            ]
+
+    before = served(settings.data_dir)
+    empty = tmp_path / "restored"
+    monkeypatch.setenv("QCGATE_DATA_DIR", str(empty))
+    assert cli_main(["restore", str(archive)]) == 0
+    after = served(empty)
+    assert len(before) == 2
+    assert after == before
+    assert sorted(p.name for p in (empty / "sr").iterdir()) == ["1.dcm", "2.dcm"]
+    with tarfile.open(archive) as tar:
+        written = b"".join(tar.extractfile(m).read() for m in tar.getmembers() if m.isfile())  # type: ignore[union-attr]
+    assert b"backup-secret-t0ken" not in written, "secrets are masked in the archive"
+    monkeypatch.setenv("QCGATE_DATA_DIR", str(empty))
+    assert cli_main(["restore", str(archive)]) == 2, "never over an existing history"

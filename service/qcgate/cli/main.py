@@ -75,6 +75,12 @@ def _run_prune(args: argparse.Namespace) -> int:
     return prune(args.dry_run)
 
 
+def _run_archive(args: argparse.Namespace) -> int:
+    from qcgate.cli.processes import backup_or_restore
+
+    return backup_or_restore(args.action, args.archive)
+
+
 def _run_demo(args: argparse.Namespace) -> int:
     from qcgate.cli.demo import run_demo
 
@@ -120,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     prune = commands.add_parser("prune", help="apply retention now: prune old pixels, expire old results")
     prune.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     prune.set_defaults(runner=_run_prune)
+    for action, help_text in (
+        ("backup", "write the database, SR files and settings (secrets masked) to a .tar.gz"),
+        ("restore", "unpack a backup into an empty data directory"),
+    ):
+        archive = commands.add_parser(action, help=help_text)
+        archive.add_argument("archive", type=Path)
+        archive.set_defaults(runner=_run_archive, action=action)
     demo = commands.add_parser(
         "demo", help="send a clean and a degraded synthetic series and print the scores"
     )

@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -190,4 +191,23 @@ def prune(dry_run: bool) -> int:
         "results": {"series": len(done.results)},
     }
     sys.stdout.write(json.dumps(summary) + "\n")
+    return 0
+
+
+def backup_or_restore(action: str, archive: Path) -> int:
+    """``qcgate backup FILE`` / ``qcgate restore FILE`` (:mod:`qcgate.store.backup`); 2 when refused."""
+    from qcgate.store.backup import BackupRefused, backup, restore
+
+    settings = get_settings()
+    try:
+        summary = (backup if action == "backup" else restore)(settings, archive)
+    except BackupRefused as exc:
+        sys.stderr.write(f"qcgate {action}: {exc}\n")
+        return 2
+    if action == "restore":
+        from qcgate.store.database import upgrade_database
+
+        upgrade_database(settings.effective_database_url)  # an older backup meets newer code
+    sizes = f"{summary.reports} report files, database {summary.database_bytes} bytes"
+    sys.stdout.write(f"{action}: {summary.path} ({sizes})\n")
     return 0
