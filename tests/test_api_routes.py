@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -907,6 +908,36 @@ def test_bearer_tokens_guard_every_api_route_but_not_health(make_api: Callable[.
     for path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"):
         assert api.client.get(path).status_code == 200, path
     assert api.client.get("/api/v1/series", headers={"Authorization": "Bearer other"}).status_code == 200
+
+
+CLIENT_TOKENS = {role: f"{role}-client-token-0123456789" for role in ("read", "images", "operate")}
+
+
+def test_named_clients_get_what_their_role_allows_and_the_access_log_names_them(
+    make_api: Callable[..., Api], caplog: pytest.LogCaptureFixture
+) -> None:
+    clients = {f"{role}-desk": {"token": token, "role": role} for role, token in CLIENT_TOKENS.items()}
+    api = make_api(api_clients=clients, api_tokens=TOKEN)
+
+    def status(role: str, method: str, path: str) -> int:
+        token = TOKEN if role == "admin" else CLIENT_TOKENS[role]
+        return api.client.request(method, path, headers={"Authorization": f"Bearer {token}"}).status_code
+
+    report_file = f"/api/v1/reports/{SR_V2_UID}/file"
+    rescore = f"/api/v1/series/{DONE_UID}/rescore"
+    assert status("read", "GET", f"/api/v1/series/{DONE_UID}") == 200
+    assert_problem(
+        api.client.get(report_file, headers={"Authorization": f"Bearer {CLIENT_TOKENS['read']}"}), 403
+    )
+    assert status("images", "GET", report_file) == 200, "the report file carries patient data: images role"
+    assert status("images", "POST", rescore) == 403
+    with caplog.at_level(logging.INFO, logger="qcgate.access"):
+        assert status("operate", "POST", rescore) == 202
+        assert status("admin", "GET", "/api/v1/series") == 200, "an unnamed api_token is an admin"
+    assert f"client=operate-desk role=operate POST {rescore} -> 202" in caplog.text
+    assert "client=token-1 role=admin GET /api/v1/series -> 200" in caplog.text
+    assert CLIENT_TOKENS["operate"] not in caplog.text
+    assert TOKEN not in caplog.text
 
 
 # every route against its own OpenAPI document (schemathesis): no 5xx, whatever the schema admits

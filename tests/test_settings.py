@@ -60,6 +60,8 @@ def test_listening_beyond_loopback_needs_its_guard(host: str) -> None:
         get_settings(http_host=host)
     opened = get_settings(dicom_host=host, http_host=host, allowed_calling_aes="MR1", api_tokens="t0ken")
     assert (opened.dicom_host, opened.http_host) == (host, host)
+    named = get_settings(http_host=host, api_clients={"ris": {"token": "r" * 16, "role": "read"}})
+    assert named.api_clients["ris"].role == "read"
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
@@ -71,9 +73,10 @@ def test_secrets_are_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QCGATE_API_TOKENS", "tok-4f1e9a,tok-77b2c0")
     monkeypatch.setenv("QCGATE_DATABASE_URL", "postgresql+psycopg://qcgate:pw-9d3e@db/qcgate")
     monkeypatch.setenv("QCGATE_BROKER_URL", "redis://:pw-51aa@redis:6379/0")
+    monkeypatch.setenv("QCGATE_API_CLIENTS", '{"ris": {"token": "named-client-3e8f21", "role": "read"}}')
     settings = get_settings()
     shown = repr(settings) + str(settings) + settings.model_dump_json()
-    for secret in ("tok-4f1e9a", "tok-77b2c0", "pw-9d3e", "pw-51aa"):
+    for secret in ("tok-4f1e9a", "tok-77b2c0", "pw-9d3e", "pw-51aa", "named-client-3e8f21"):
         assert secret not in shown
     assert settings.effective_database_url == "postgresql+psycopg://qcgate:pw-9d3e@db/qcgate"
     assert settings.effective_broker_url == "redis://:pw-51aa@redis:6379/0"

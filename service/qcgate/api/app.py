@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
+
 from celery import Celery
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from qcgate.api import deliveries, destinations, health, reports, series, studies
@@ -11,6 +14,26 @@ from qcgate.api.deps import require_token
 from qcgate.api.problems import install_problem_handlers
 from qcgate.core import __version__
 from qcgate.core.settings import Settings
+
+access_log = logging.getLogger("qcgate.access")
+
+
+async def log_access(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """One line per API request: which named client asked for what, and the answer (in the spirit of
+    IHE ATNA). The path holds UIDs only; no patient data is logged."""
+    response = await call_next(request)
+    if request.url.path.startswith("/api/"):
+        caller = getattr(request.state, "caller", None)
+        name, role = (caller.name, caller.role.value) if caller is not None else ("unauthenticated", "-")
+        access_log.info(
+            "client=%s role=%s %s %s -> %d",
+            name,
+            role,
+            request.method,
+            request.url.path,
+            response.status_code,
+        )
+    return response
 
 
 def create_app(settings: Settings, sessions: sessionmaker[Session], celery: Celery) -> FastAPI:
@@ -21,6 +44,7 @@ def create_app(settings: Settings, sessions: sessionmaker[Session], celery: Cele
     )
     app.state.settings, app.state.sessions, app.state.celery = settings, sessions, celery
     install_problem_handlers(app)
+    app.middleware("http")(log_access)
     app.include_router(health.router)
     for router in (series.router, studies.router, reports.router, deliveries.router, destinations.router):
         app.include_router(router, dependencies=[Depends(require_token)])

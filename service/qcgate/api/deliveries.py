@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
-from qcgate.api.deps import CeleryDep, SessionDep, SettingsDep
+from qcgate.api.deps import CeleryDep, SessionDep, SettingsDep, require_role
 from qcgate.api.paging import decode_cursor, split_page
 from qcgate.api.schemas import DeliveryPage, DeliveryPublic
 from qcgate.api.series import UidPath
 from qcgate.core.delivery_states import DeliveryAction, DeliveryState
 from qcgate.core.errors import NotFound
-from qcgate.core.settings import Settings
+from qcgate.core.settings import Role, Settings
 from qcgate.store.delivery_repository import list_jobs, retry_dead
 from qcgate.store.repository import series_by_uid
 from qcgate.store.tables import DeliveryJob
@@ -90,6 +90,7 @@ def get_delivery(session: SessionDep, settings: SettingsDep, job_id: JobIdPath) 
 
 @router.post(
     "/{job_id}/retry",
+    dependencies=[Depends(require_role(Role.OPERATE))],
     response_model=DeliveryPublic,
     status_code=202,
     summary="Try a dead delivery again, with a fresh round of attempts",

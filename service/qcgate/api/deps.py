@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from celery import Celery
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
-from qcgate.core.settings import Settings
+from qcgate.core.settings import ROLE_ORDER, Role, Settings
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -30,15 +30,63 @@ def get_celery(request: Request) -> Celery:
     return request.app.state.celery
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who made a request: the client's name (for the access log) and its role."""
+
+    name: str
+    role: Role
+
+    def may(self, needed: Role) -> bool:
+        return ROLE_ORDER.index(self.role) >= ROLE_ORDER.index(needed)
+
+
+ANONYMOUS = Caller(
+    "anonymous", Role.ADMIN
+)  # no client configured: loopback only (Settings refuses otherwise)
+
+
+def _callers(settings: Settings) -> list[tuple[bytes, Caller]]:
+    """(token, caller) of every configured client; unnamed ``api_tokens`` are admins ``token-<n>``."""
+    named = [
+        (client.token.get_secret_value().encode(), Caller(name, client.role))
+        for name, client in settings.api_clients.items()
+    ]
+    unnamed = [
+        (token.get_secret_value().encode(), Caller(f"token-{n}", Role.ADMIN))
+        for n, token in enumerate(settings.api_tokens, 1)
+    ]
+    return named + unnamed
+
+
 def require_token(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> None:
-    tokens: list[SecretStr] = request.app.state.settings.api_tokens
-    if not tokens:
-        return
+) -> Caller:
+    """The caller of a request, kept in ``request.state.caller`` for the access log; 401 without a
+    valid bearer token (tokens are compared as bytes, in constant time, against every client)."""
+    callers = _callers(request.app.state.settings)
+    if not callers:
+        request.state.caller = ANONYMOUS
+        return ANONYMOUS
     offered = (credentials.credentials if credentials else "").encode()  # bytes: any character is comparable
-    if not any(secrets.compare_digest(offered, token.get_secret_value().encode()) for token in tokens):
+    matched = [caller for token, caller in callers if secrets.compare_digest(offered, token)]
+    if not matched:
         raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+    request.state.caller = matched[0]
+    return matched[0]
+
+
+def require_role(needed: Role) -> Callable[..., Caller]:
+    """A dependency that lets only callers with ``needed`` (or a role above it) through: 403 otherwise."""
+
+    def check(caller: Annotated[Caller, Depends(require_token)]) -> Caller:
+        if not caller.may(needed):
+            raise HTTPException(
+                403, f"client {caller.name!r} has role {caller.role.value}; this needs {needed.value}"
+            )
+        return caller
+
+    return check
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
 
-from qcgate.api.deps import SettingsDep
+from qcgate.api.deps import SettingsDep, require_role
 from qcgate.api.problems import problem
 from qcgate.api.schemas import DestinationPublic, EchoResult
 from qcgate.core.errors import DeliveryFailed, NotFound
+from qcgate.core.settings import Role
 from qcgate.delivery.dicom_send import echo
 
 router = APIRouter(prefix="/api/v1/destinations", tags=["destinations"])
@@ -27,6 +28,7 @@ def get_destinations(settings: SettingsDep) -> list[DestinationPublic]:
 
 @router.post(
     "/{name}/echo",
+    dependencies=[Depends(require_role(Role.OPERATE))],
     response_model=EchoResult,
     summary="C-ECHO a destination now",
     responses={502: {"description": "The destination did not answer the C-ECHO with Success."}},

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
 
-from qcgate.api.deps import SessionDep, SettingsDep
+from qcgate.api.deps import SessionDep, SettingsDep, require_role
 from qcgate.api.schemas import ReportList, ReportPublic
 from qcgate.api.series import UidPath
 from qcgate.core.errors import NotFound
+from qcgate.core.settings import Role
 from qcgate.store.delivery_repository import report_by_uid, reports_of_series
 from qcgate.store.repository import series_by_uid
 from qcgate.store.tables import Report
@@ -54,6 +55,7 @@ def get_report(session: SessionDep, sop_uid: UidPath) -> ReportPublic:
 
 @router.get(
     "/reports/{sop_uid}/file",
+    dependencies=[Depends(require_role(Role.IMAGES))],  # an SR carries the patient's name and ID
     summary="One report as a DICOM Part 10 file",
     response_class=FileResponse,
     responses={200: {"content": {DICOM_MEDIA_TYPE: {}}}},

@@ -5,17 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from qcgate.api.deps import CeleryDep, SessionDep
+from qcgate.api.deps import CeleryDep, SessionDep, require_role
 from qcgate.api.paging import decode_cursor, split_page
 from qcgate.api.schemas import Accepted, SeriesPage, SeriesPublic, TimingsPublic, series_public
 from qcgate.api.slice_plot import slice_chart, stacks_with_metric
 from qcgate.assessment.stored import stored_document, stored_header
 from qcgate.core.errors import NotFound
 from qcgate.core.outcomes import Flag, SeriesStatus
+from qcgate.core.settings import Role
 from qcgate.store.repository import current_assessment, list_series, request_rescore, series_by_uid
 from qcgate.store.tables import Assessment, Series
 from qcgate.worker.celery_app import enqueue_assessment
@@ -94,7 +95,11 @@ def get_series(session: SessionDep, series_uid: UidPath) -> SeriesPublic:
 
 
 @router.post(
-    "/{series_uid}/rescore", response_model=Accepted, status_code=202, summary="Assess a series again"
+    "/{series_uid}/rescore",
+    dependencies=[Depends(require_role(Role.OPERATE))],
+    response_model=Accepted,
+    status_code=202,
+    summary="Assess a series again",
 )
 def post_rescore(session: SessionDep, celery: CeleryDep, series_uid: UidPath) -> Accepted:
     series = series_by_uid(session, series_uid)

@@ -6,12 +6,13 @@ The YAML file is named by ``QCGATE_CONFIG`` so that every process that ``qcgate 
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -110,6 +111,27 @@ class VerdictLimits(BaseModel):
         return self
 
 
+class Role(enum.StrEnum):
+    """What an API client may do; each role includes the ones before it."""
+
+    READ = "read"  # results: series, flags, metrics, deliveries (no patient data)
+    IMAGES = "images"  # also report files and pixels, which carry patient data
+    OPERATE = "operate"  # also rescore, retry deliveries, C-ECHO destinations
+    ADMIN = "admin"  # everything
+
+
+ROLE_ORDER = tuple(Role)
+
+
+class ApiClient(BaseModel):
+    """A named API client: its bearer token and its role (the access log names the client)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: SecretStr = Field(min_length=16, description="Bearer token; never shown or logged.")
+    role: Role = Role.READ
+
+
 def is_loopback(host: str) -> bool:
     """True for an address (or ``localhost``) that only this machine can reach."""
     if host == "localhost":
@@ -194,6 +216,10 @@ class Settings(BaseSettings):
         None, description="Celery broker (never shown); default a filesystem broker in data_dir."
     )
     worker_concurrency: int = Field(1, ge=1, description="Celery worker processes started by serve.")
+    api_clients: dict[str, ApiClient] = Field(
+        default_factory=dict,
+        description="Named API clients: token and role (read, images, operate, admin); see docs/security.md.",
+    )
     api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Bearer tokens accepted by the API (never shown); empty disables auth, only on loopback.",
@@ -262,7 +288,7 @@ class Settings(BaseSettings):
                 f"dicom_host {self.dicom_host} accepts associations from other machines: set"
                 " allowed_calling_aes to the AE titles that may send (QCGATE_ALLOWED_CALLING_AES)"
             )
-        if not is_loopback(self.http_host) and not self.api_tokens:
+        if not is_loopback(self.http_host) and not (self.api_tokens or self.api_clients):
             raise ValueError(
                 f"http_host {self.http_host} serves the API to other machines: set api_tokens"
                 " (QCGATE_API_TOKENS) so that results and reports need a token"
