@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -105,11 +106,14 @@ def storescu(
     )
 
 
-def c_echo(port: int, called_ae: str = "QCGATE", calling_ae: str = "PROBE") -> int | None:
-    """Status of a C-ECHO, or None when no association could be made."""
+def c_echo(
+    port: int, called_ae: str = "QCGATE", calling_ae: str = "PROBE", tls: ssl.SSLContext | None = None
+) -> int | None:
+    """Status of a C-ECHO (over TLS with ``tls``), or None when no association could be made."""
     ae = AE(ae_title=calling_ae)
     ae.add_requested_context(Verification)
-    assoc = ae.associate("127.0.0.1", port, ae_title=called_ae)
+    tls_args = None if tls is None else (tls, "127.0.0.1")
+    assoc = ae.associate("127.0.0.1", port, ae_title=called_ae, tls_args=tls_args)
     if not assoc.is_established:
         return None
     try:

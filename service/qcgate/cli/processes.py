@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -78,9 +79,29 @@ def _serve_http(settings: Settings, sessions: sessionmaker[Session]) -> None:
     from qcgate.worker.celery_app import create_celery
 
     app = create_app(settings, sessions, create_celery(settings))
-    config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning")
-    log.info("REST API on http://%s:%s/api/v1 (docs at /docs)", settings.http_host, settings.http_port)
-    uvicorn.Server(config).run()
+    scheme = "http" if settings.http_tls is None else "https"
+    log.info("REST API on %s://%s:%s/api/v1 (docs at /docs)", scheme, settings.http_host, settings.http_port)
+    uvicorn.Server(http_config(settings, app)).run()
+
+
+def http_config(settings: Settings, app: Any) -> Any:
+    """uvicorn's configuration for the API, with HTTPS when ``http_tls`` is set (a client certificate
+    signed by its ``ca_file`` is then required)."""
+    import ssl
+
+    import uvicorn
+
+    tls = settings.http_tls
+    return uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level="warning",
+        ssl_certfile=None if tls is None else str(tls.cert_file),
+        ssl_keyfile=None if tls is None else str(tls.key_file),
+        ssl_ca_certs=None if tls is None or tls.ca_file is None else str(tls.ca_file),
+        ssl_cert_reqs=ssl.CERT_REQUIRED if tls is not None and tls.ca_file is not None else ssl.CERT_NONE,
+    )
 
 
 def _die_with_supervisor() -> None:

@@ -132,6 +132,17 @@ class ApiClient(BaseModel):
     role: Role = Role.READ
 
 
+class ListenerTls(BaseModel):
+    """TLS for a listener: its certificate and key; with ``ca_file`` clients must present a
+    certificate that CA signed (mutual TLS, as BCP 195 allows for DICOM)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path | None = None
+
+
 def is_loopback(host: str) -> bool:
     """True for an address (or ``localhost``) that only this machine can reach."""
     if host == "localhost":
@@ -166,6 +177,12 @@ class Settings(BaseSettings):
     http_port: int = Field(8080, ge=0, le=65535, description="REST API port.")
     allowed_calling_aes: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Calling AE titles allowed to associate; empty allows all."
+    )
+    dicom_tls: ListenerTls | None = Field(
+        None, description="TLS for incoming DICOM (cert_file, key_file, ca_file)."
+    )
+    http_tls: ListenerTls | None = Field(
+        None, description="HTTPS for the API (cert_file, key_file, ca_file)."
     )
     max_associations: int = Field(10, ge=1, description="Simultaneous associations accepted.")
     max_associations_per_address: int = Field(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from typing import Any, cast
 
 from pydicom.uid import (
@@ -35,7 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from qcgate.core.errors import InstanceRejected
 from qcgate.core.observability import instruments
-from qcgate.core.settings import Settings
+from qcgate.core.settings import ListenerTls, Settings
 from qcgate.receiver.ingest import InstanceRecorder, ingest_instance
 from qcgate.receiver.validation import tolerate_invalid_values
 
@@ -118,13 +119,27 @@ def start_receiver(settings: Settings, sessions: sessionmaker[Session]) -> Threa
         (evt.EVT_C_STORE, handle_store, [settings, InstanceRecorder(sessions, settings.spool_dir)]),
     ]
     server = create_ae(settings).start_server(
-        (settings.dicom_host, settings.dicom_port), block=False, evt_handlers=handlers
+        (settings.dicom_host, settings.dicom_port),
+        block=False,
+        evt_handlers=handlers,
+        ssl_context=None if settings.dicom_tls is None else server_ssl_context(settings.dicom_tls),
     )
     assert server is not None  # non-blocking start_server always returns the server
     guard_connections(server, settings)
     host, port = server.server_address[:2]
     log.info("DICOM receiver %s listening on %s:%s", settings.ae_title, host, port)
     return server
+
+
+def server_ssl_context(tls: ListenerTls) -> ssl.SSLContext:
+    """The receiver's TLS context (TLS 1.2 or later); with ``ca_file`` a client certificate is required."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.ca_file is not None:
+        context.load_verify_locations(tls.ca_file)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 def guard_connections(server: ThreadedAssociationServer, settings: Settings) -> None:
