@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: install install-dev peers run test test-fast lint fuzz bench bench-ingest bench-e2e bench-delivery bench-learned bench-quality models clean
+.PHONY: install install-dev peers run test test-fast lint fuzz chaos bench bench-ingest bench-e2e bench-delivery bench-learned bench-quality models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ FUZZ_SECONDS ?= 600
 fuzz: install-dev
 	mkdir -p .fuzz/corpus
 	$(BIN)/python tests/fuzz/receive.py .fuzz/corpus -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=.fuzz/ -print_final_stats=1
+
+# Series stream in while a worker, Redis, PostgreSQL and the receiver are killed and restarted, on a
+# PostgreSQL and a Redis of its own (docs/reliability.md); exits 1 if anything was lost or done twice.
+chaos: install-dev peers
+	$(BIN)/python -m qcgate.bench.chaos
 
 lint: install-dev
 	$(BIN)/ruff check .
