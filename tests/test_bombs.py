@@ -182,3 +182,16 @@ def test_a_deflated_dataset_is_inflated_under_the_instance_limit(
     status, peak = receive(dataset, max_instance_mb=4)
     assert status == DecodedSizeExceeded.status
     assert peak < BUDGET_BYTES
+
+
+def test_a_series_stops_growing_at_its_decoded_budget(receive: Callable[..., tuple[int, int]]) -> None:
+    """Each instance is small; together they would make the worker hold more than the series budget."""
+    first = sample("MR_small.dcm")  # 64x64, 16 bits: 8 kB decoded
+    statuses = []
+    for _ in range(130):  # 1 MB holds 128 of them
+        instance = first.copy()
+        instance.SOPInstanceUID = generate_uid()
+        instance.file_meta.MediaStorageSOPInstanceUID = instance.SOPInstanceUID
+        statuses.append(receive(instance, max_series_decoded_mb=1)[0])
+    assert statuses[:128] == [0x0000] * 128
+    assert statuses[128:] == [DecodedSizeExceeded.status] * 2

@@ -207,6 +207,9 @@ class Settings(BaseSettings):
     max_decoded_mb: int = Field(
         512, ge=1, description="Largest pixel data an instance may decode to, checked before decoding."
     )
+    max_series_decoded_mb: int = Field(
+        16384, ge=1, description="Largest pixel data a whole series may decode to (what a worker holds)."
+    )
     quiet_period_s: float = Field(
         10.0, gt=0, description="Seconds without a new instance before a series is complete."
     )

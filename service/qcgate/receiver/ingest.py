@@ -13,10 +13,10 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from qcgate.core.errors import AbsurdDimensions, RecordFailed
+from qcgate.core.errors import AbsurdDimensions, DecodedSizeExceeded, RecordFailed
 from qcgate.core.settings import Settings
 from qcgate.receiver.validation import check_inflated_size, inspect_instance, parse_part10
-from qcgate.store.repository import ReceivedInstance, record_instance
+from qcgate.store.repository import ReceivedInstance, record_instance, series_decoded_bytes
 from qcgate.store.spool import check_free_space, instance_path, write_durably
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,23 @@ class InstanceRecorder:
         self._sessions = sessions
         self.spool_dir = spool_dir
         self._lock = threading.Lock()
+
+    def check_series_budget(self, received: ReceivedInstance, budget_bytes: int) -> None:
+        """Refuse an instance that would take its series past ``budget_bytes`` of decoded pixels.
+
+        Checked before the write; concurrent associations of one series may overshoot by what they
+        have in flight (at most max_associations instances).
+        """
+        if not received.decoded_bytes:
+            return
+        try:
+            with self._sessions() as session:
+                held = series_decoded_bytes(session, received.series_instance_uid, received.sop_instance_uid)
+        except SQLAlchemyError as exc:
+            raise RecordFailed("the database could not be read; retry later") from exc
+        total = held + received.decoded_bytes
+        if total > budget_bytes:
+            raise DecodedSizeExceeded(f"the series would decode to {total} bytes, past max_series_decoded_mb")
 
     def record(self, received: ReceivedInstance, spool_path: str, size: int, calling_ae: str) -> None:
         """Record the instance (durably: the commit fsyncs); a copy it replaced is deleted after."""
@@ -68,6 +85,7 @@ def ingest_instance(
         raise AbsurdDimensions(f"instance of {len(encoded)} bytes exceeds {settings.max_instance_mb} MB")
     check_inflated_size(encoded, settings.max_instance_mb * 1024 * 1024)
     received = inspect_instance(parse_part10(encoded), command_sop_class, command_sop_instance, settings)
+    recorder.check_series_budget(received, settings.max_series_decoded_mb * 1024 * 1024)
     target = instance_path(
         settings.spool_dir,
         received.study_instance_uid,

@@ -122,7 +122,8 @@ def inspect_instance(
     modality = _text(dataset, "Modality").strip()
     if scored and modality != "MR":
         raise HeaderContradiction(f"MR image storage with Modality {modality or 'missing'!r}")
-    instance = ReceivedInstance(
+    decoded = _check_pixels(dataset, settings) if sop_class.startswith(IMAGE_STORAGE_PREFIX) else 0
+    return ReceivedInstance(
         study_instance_uid=validate_uid(_text(dataset, "StudyInstanceUID"), "StudyInstanceUID"),
         series_instance_uid=validate_uid(_text(dataset, "SeriesInstanceUID"), "SeriesInstanceUID"),
         sop_instance_uid=validate_uid(sop_instance, "SOPInstanceUID"),
@@ -132,10 +133,8 @@ def inspect_instance(
         station_name=_text(dataset, "StationName")[:64],
         series_description=_text(dataset, "SeriesDescription")[:64],
         scored=scored,
+        decoded_bytes=decoded,
     )
-    if sop_class.startswith(IMAGE_STORAGE_PREFIX):
-        _check_pixels(dataset, settings)
-    return instance
 
 
 def _text(dataset: Dataset, keyword: str) -> str:
@@ -156,7 +155,8 @@ def _number(dataset: Dataset, keyword: str, default: int) -> int:
         raise AbsurdDimensions(f"{keyword} is not a number") from exc
 
 
-def _check_pixels(dataset: Dataset, settings: Settings) -> None:
+def _check_pixels(dataset: Dataset, settings: Settings) -> int:
+    """Check the pixels and return how many bytes they decode to."""
     if not any(keyword in dataset for keyword in PIXEL_KEYWORDS):
         raise MissingPixelData("image storage instance without Pixel Data")
     rows, columns = _number(dataset, "Rows", 0), _number(dataset, "Columns", 0)
@@ -177,9 +177,9 @@ def _check_pixels(dataset: Dataset, settings: Settings) -> None:
         or not 0 < bits_stored <= bits_allocated
     ):
         raise AbsurdDimensions(f"{samples} samples of {bits_stored}/{bits_allocated} bits is not an image")
-    if "PixelData" not in dataset:
-        return
     expected = (rows * columns * frames * samples * bits_allocated + 7) // 8
+    if "PixelData" not in dataset:
+        return expected
     if expected > settings.max_decoded_mb * 1024 * 1024:
         raise DecodedSizeExceeded(
             f"{expected} bytes of pixels exceed max_decoded_mb ({settings.max_decoded_mb})"
@@ -187,7 +187,7 @@ def _check_pixels(dataset: Dataset, settings: Settings) -> None:
     if dataset.file_meta.TransferSyntaxUID.is_encapsulated:
         _check_codestreams(dataset, rows, columns, frames, samples, bits_allocated)
         _decode_or_reject(dataset, frames)
-        return
+        return expected
     actual = len(dataset.PixelData)
     if actual < expected:
         raise HeaderContradiction(f"Pixel Data holds {actual} bytes, the header implies {expected}")
@@ -195,6 +195,7 @@ def _check_pixels(dataset: Dataset, settings: Settings) -> None:
         raise HeaderContradiction(
             f"Pixel Data holds {actual} bytes, more than the {expected} the header implies"
         )
+    return expected
 
 
 def _check_codestreams(

@@ -43,6 +43,7 @@ class ReceivedInstance:
     station_name: str
     series_description: str
     scored: bool
+    decoded_bytes: int = 0  # what its pixels decode to (the per-series budget counts it)
 
 
 def _study(session: Session, study_uid: str, now: datetime) -> Study:
@@ -104,6 +105,7 @@ def record_instance(
                 transfer_syntax_uid=received.transfer_syntax_uid,
                 spool_path=spool_path,
                 size_bytes=size_bytes,
+                decoded_bytes=received.decoded_bytes,
                 received_at=now,
             )
         )
@@ -118,6 +120,7 @@ def record_instance(
         instance.sop_class_uid = received.sop_class_uid
         instance.transfer_syntax_uid = received.transfer_syntax_uid
         instance.size_bytes = size_bytes
+        instance.decoded_bytes = received.decoded_bytes
         instance.received_at = now
     _changed(series, now)
     return replaced
@@ -131,6 +134,16 @@ def _changed(series: Series, now: datetime, instance_count_change: int = 0) -> N
     series.last_received_at = now
     series.status = SeriesStatus.RECEIVING
     series.status_reason = ""
+
+
+def series_decoded_bytes(session: Session, series_uid: str, excluding_sop: str) -> int:
+    """What the series' recorded instances decode to, but for ``excluding_sop`` (a resend replaces it)."""
+    total = session.scalar(
+        select(func.coalesce(func.sum(Instance.decoded_bytes), 0))
+        .join(Series, Series.id == Instance.series_id)
+        .where(Series.series_instance_uid == series_uid, Instance.sop_instance_uid != excluding_sop)
+    )
+    return int(total or 0)
 
 
 def queue_quiet_series(session: Session, quiet_since: datetime, now: datetime) -> list[int]:

@@ -108,6 +108,7 @@ class Instance(Base):
     transfer_syntax_uid: Mapped[str] = mapped_column(String(64))
     spool_path: Mapped[str] = mapped_column(Text)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
+    decoded_bytes: Mapped[int] = mapped_column(BigInteger, default=0)  # its pixels, decoded
     received_at: Mapped[datetime]
 
     series: Mapped[Series] = relationship(back_populates="instances")
