@@ -1,10 +1,10 @@
 """Coverage-guided fuzzing (atheris) of what the receiver does with a C-STORE's bytes.
 
-The target is the parse-and-validate path of :func:`qcgate.receiver.ingest.ingest_instance`, without
-the spool and the database: bounded inflate, Part 10 parse, identity, geometry, codestream and decode
-checks. Anything it raises other than :class:`~qcgate.core.errors.InstanceRejected` (which carries a
-DICOM status) is a crash: the association thread would answer "processing failure" with a traceback
-instead of a precise refusal.
+The target is :func:`qcgate.receiver.validation.validate_instance`, what
+:func:`qcgate.receiver.ingest.ingest_instance` runs before the spool and the database: size, bounded
+inflate, Part 10 parse, identity, geometry, codestream and decode checks. Anything it raises other
+than :class:`~qcgate.core.errors.InstanceRejected` (which carries a DICOM status) is a crash: the
+association thread would answer "processing failure" with a traceback instead of a precise refusal.
 
     python tests/fuzz/receive.py CORPUS_DIR -runs=N         (make fuzz: -max_total_time=600)
 
@@ -27,12 +27,7 @@ with atheris.instrument_imports(include=["pydicom", "qcgate"]):
 
     from qcgate.core.errors import InstanceRejected
     from qcgate.core.settings import Settings
-    from qcgate.receiver.validation import (
-        check_inflated_size,
-        inspect_instance,
-        parse_part10,
-        tolerate_invalid_values,
-    )
+    from qcgate.receiver.validation import tolerate_invalid_values, validate_instance
 
 SETTINGS = Settings(max_instance_mb=16, max_decoded_mb=16, max_rows=1024, max_frames=64)
 SEEDS = ("MR_small.dcm", "MR_small_jp2klossless.dcm", "MR_small_RLE.dcm", "emri_small_jpeg_2k_lossless.dcm")
@@ -40,14 +35,7 @@ SEEDS = ("MR_small.dcm", "MR_small_jp2klossless.dcm", "MR_small_RLE.dcm", "emri_
 
 def test_one_input(data: bytes) -> None:
     try:
-        check_inflated_size(data, SETTINGS.max_instance_mb * 1024 * 1024)
-        dataset = parse_part10(data)
-        # The C-STORE request's own UIDs: what the dataset says, when it says it as text.
-        sop_class, sop_instance = (dataset.get(keyword, "") for keyword in ("SOPClassUID", "SOPInstanceUID"))
-        command = [
-            str(uid).rstrip("\x00 ") if isinstance(uid, str) else "" for uid in (sop_class, sop_instance)
-        ]
-        inspect_instance(dataset, command[0], command[1], SETTINGS)
+        validate_instance(data, SETTINGS)  # what a C-STORE's bytes go through before the spool
     except InstanceRejected:
         return
 

@@ -20,11 +20,13 @@ TargetName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 DicomTarget = Annotated[str, Field(pattern=r"^(@sender|[A-Za-z0-9][A-Za-z0-9_.-]{0,63})$")]
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """A settings part that refuses unknown keys (a typo is an error, not a silent default) and is frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Tls(_Strict):
+class Tls(StrictModel):
     """DICOM TLS (BCP 195): trust ``ca_file``; ``cert_file``/``key_file`` when the peer wants a client."""
 
     ca_file: Path | None = None
@@ -39,7 +41,7 @@ class Tls(_Strict):
         return self
 
 
-class Destination(_Strict):
+class Destination(StrictModel):
     """A DICOM peer (PACS, archive, review workstation, scanner) that qcgate sends to as an SCU."""
 
     ae_title: str = Field(min_length=1, max_length=16)
@@ -48,7 +50,7 @@ class Destination(_Strict):
     tls: Tls | None = None
 
 
-class Webhook(_Strict):
+class Webhook(StrictModel):
     """An HTTP endpoint that receives the series result as JSON, signed with HMAC-SHA256."""
 
     url: AnyHttpUrl
@@ -56,7 +58,7 @@ class Webhook(_Strict):
     timeout_s: float = Field(10.0, gt=0)
 
 
-class MetricCondition(_Strict):
+class MetricCondition(StrictModel):
     """True when the metric exists and its series value is ``> above`` and ``< below`` (each optional)."""
 
     above: float | None = None
@@ -68,7 +70,7 @@ class MetricCondition(_Strict):
         return (self.above is None or value > self.above) and (self.below is None or value < self.below)
 
 
-class RuleMatch(_Strict):
+class RuleMatch(StrictModel):
     """Conditions that must all hold; an omitted condition holds for every series.
 
     Lists match any of their values exactly; patterns are Python regular expressions searched
@@ -83,7 +85,7 @@ class RuleMatch(_Strict):
     metrics: dict[str, MetricCondition] = Field(default_factory=dict)
 
 
-class RoutingRule(_Strict):
+class RoutingRule(StrictModel):
     """When ``match`` holds, send the SR/KOS, forward the series and call webhooks, by target name."""
 
     name: TargetName

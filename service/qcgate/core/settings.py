@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -21,7 +21,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from qcgate.core.delivery_settings import Destination, RoutingRule, Webhook, check_rule_targets
+from qcgate.core.delivery_settings import Destination, RoutingRule, StrictModel, Webhook, check_rule_targets
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 ENHANCED_MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4.1"
@@ -123,20 +123,16 @@ class Role(enum.StrEnum):
 ROLE_ORDER = tuple(Role)
 
 
-class ApiClient(BaseModel):
+class ApiClient(StrictModel):
     """A named API client: its bearer token and its role (the access log names the client)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     token: SecretStr = Field(min_length=16, description="Bearer token; never shown or logged.")
     role: Role = Role.READ
 
 
-class ListenerTls(BaseModel):
+class ListenerTls(StrictModel):
     """TLS for a listener: its certificate and key; with ``ca_file`` clients must present a
     certificate that CA signed (mutual TLS, as BCP 195 allows for DICOM)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     cert_file: Path
     key_file: Path

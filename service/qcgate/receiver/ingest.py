@@ -13,9 +13,9 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from qcgate.core.errors import AbsurdDimensions, DecodedSizeExceeded, RecordFailed
+from qcgate.core.errors import DecodedSizeExceeded, RecordFailed
 from qcgate.core.settings import Settings
-from qcgate.receiver.validation import check_inflated_size, inspect_instance, parse_part10
+from qcgate.receiver.validation import validate_instance
 from qcgate.store.repository import ReceivedInstance, record_instance, series_decoded_bytes
 from qcgate.store.spool import check_free_space, instance_path, write_durably
 
@@ -81,10 +81,7 @@ def ingest_instance(
     Raises a :class:`qcgate.core.errors.InstanceRejected` leaf that carries the DICOM status to send.
     """
     check_free_space(settings.spool_dir, settings.min_free_disk_mb)
-    if len(encoded) > settings.max_instance_mb * 1024 * 1024:
-        raise AbsurdDimensions(f"instance of {len(encoded)} bytes exceeds {settings.max_instance_mb} MB")
-    check_inflated_size(encoded, settings.max_instance_mb * 1024 * 1024)
-    received = inspect_instance(parse_part10(encoded), command_sop_class, command_sop_instance, settings)
+    received = validate_instance(encoded, settings, command_sop_class, command_sop_instance)
     recorder.check_series_budget(received, settings.max_series_decoded_mb * 1024 * 1024)
     target = instance_path(
         settings.spool_dir,

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from qcgate.core.errors import InstanceRejected
 from qcgate.core.settings import Settings
-from qcgate.receiver.validation import inspect_instance, parse_part10
+from qcgate.receiver.validation import validate_instance
 from qcgate.store.repository import record_instance
 from qcgate.store.tables import Instance
 
@@ -72,10 +72,7 @@ def reconcile_spool(settings: Settings, sessions: sessionmaker[Session]) -> Reco
 def _record(path: Path, relative: str, settings: Settings, sessions: sessionmaker[Session]) -> bool:
     try:
         encoded = path.read_bytes()
-        dataset = parse_part10(encoded)
-        sop_class = str(dataset.get("SOPClassUID", "")).rstrip("\x00 ")
-        sop_instance = str(dataset.get("SOPInstanceUID", "")).rstrip("\x00 ")
-        received = inspect_instance(dataset, sop_class, sop_instance, settings)
+        received = validate_instance(encoded, settings)
     except (InstanceRejected, OSError) as exc:
         log.error("spooled file %s cannot be re-recorded: %s", relative, exc)
         return False

@@ -47,6 +47,31 @@ def tolerate_invalid_values() -> None:
     pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
 
 
+def validate_instance(
+    encoded: bytes,
+    settings: Settings,
+    command_sop_class: str | None = None,
+    command_sop_instance: str | None = None,
+) -> ReceivedInstance:
+    """Everything the receiver checks in an instance's bytes, in order: size, bounded inflate, Part 10
+    parse, identity, geometry, codestreams, decode. The one entry for a C-STORE, a file read back
+    from the spool and the fuzzer. Without the C-STORE request's UIDs (a file), the dataset's stand
+    for them."""
+    if len(encoded) > settings.max_instance_mb * 1024 * 1024:
+        raise AbsurdDimensions(f"instance of {len(encoded)} bytes exceeds {settings.max_instance_mb} MB")
+    check_inflated_size(encoded, settings.max_instance_mb * 1024 * 1024)
+    dataset = parse_part10(encoded)
+    sop_class = (
+        _text(dataset, "SOPClassUID").rstrip("\x00 ") if command_sop_class is None else command_sop_class
+    )
+    sop_instance = (
+        _text(dataset, "SOPInstanceUID").rstrip("\x00 ")
+        if command_sop_instance is None
+        else command_sop_instance
+    )
+    return inspect_instance(dataset, sop_class, sop_instance, settings)
+
+
 def check_inflated_size(encoded: bytes, max_bytes: int) -> None:
     """Inflate a deflated dataset under a cap before pydicom inflates it whole.
 

@@ -119,14 +119,19 @@ def _prune_pixels(session: Session, settings: Settings, series_id: int, reason: 
     series = session.get_one(Series, series_id, with_for_update=True)
     if series.status not in FINISHED or series.pixels_pruned_at is not None:
         return  # it changed since the plan (a late instance, a rescore): next pass decides
-    for (path,) in session.execute(select(Instance.spool_path).where(Instance.series_id == series_id)):
-        (settings.spool_dir / path).unlink(missing_ok=True)
-        _remove_empty_parents(settings.spool_dir / path, settings.spool_dir)
+    _delete_spooled(session, settings, series_id)
     series.pixels_pruned_at = now
     for job in session.scalars(
         select(DeliveryJob).where(DeliveryJob.series_id == series_id, DeliveryJob.state == DeliveryState.DEAD)
     ):
         job.last_error = f"{job.last_error}; pixels pruned {now:%Y-%m-%d} ({reason})".lstrip("; ")
+
+
+def _delete_spooled(session: Session, settings: Settings, series_id: int) -> None:
+    """Delete the series' spooled files, and its directories once empty."""
+    for (path,) in session.execute(select(Instance.spool_path).where(Instance.series_id == series_id)):
+        (settings.spool_dir / path).unlink(missing_ok=True)
+        _remove_empty_parents(settings.spool_dir / path, settings.spool_dir)
 
 
 def _remove_empty_parents(path: Path, spool: Path) -> None:
@@ -159,9 +164,7 @@ def _delete_results(session: Session, settings: Settings, series_id: int) -> Non
     for (path,) in session.execute(select(Report.path).where(Report.series_id == series_id)):
         (settings.sr_dir / path).unlink(missing_ok=True)
     if series.pixels_pruned_at is None:
-        for (path,) in session.execute(select(Instance.spool_path).where(Instance.series_id == series_id)):
-            (settings.spool_dir / path).unlink(missing_ok=True)
-            _remove_empty_parents(settings.spool_dir / path, settings.spool_dir)
+        _delete_spooled(session, settings, series_id)
     study_id = series.study_id
     session.execute(delete(DeliveryJob).where(DeliveryJob.series_id == series_id))
     session.execute(delete(Report).where(Report.series_id == series_id))
