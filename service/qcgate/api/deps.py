@@ -41,9 +41,8 @@ class Caller:
         return ROLE_ORDER.index(self.role) >= ROLE_ORDER.index(needed)
 
 
-ANONYMOUS = Caller(
-    "anonymous", Role.ADMIN
-)  # no client configured: loopback only (Settings refuses otherwise)
+# No client configured: only possible on loopback (Settings refuses it otherwise).
+ANONYMOUS = Caller("anonymous", Role.ADMIN)
 
 
 def _callers(settings: Settings) -> list[tuple[bytes, Caller]]:

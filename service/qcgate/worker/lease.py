@@ -35,7 +35,6 @@ class LeaseKeeper(threading.Thread):
         self._lease = timedelta(seconds=settings.scoring_lease_s)
         self._timeout_s = settings.scoring_timeout_s
         self._stopping = threading.Event()
-        self.lost = False  # the lease was taken away (rescore) while the work went on
 
     def run(self) -> None:
         started = time.monotonic()
@@ -57,8 +56,7 @@ class LeaseKeeper(threading.Thread):
                     type(exc).__name__,
                 )
                 continue
-            if not held:
-                self.lost = True
+            if not held:  # taken away (a rescore): the result will be refused when it is stored
                 return
 
     def __enter__(self) -> LeaseKeeper:
