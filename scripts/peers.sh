@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install and start what the tests talk to: DCMTK, dicom3tools, Orthanc, Redis, PostgreSQL.
+# Install and start what the tests talk to: DCMTK, dicom3tools, Orthanc, Redis, PostgreSQL, Prometheus.
 # Idempotent: installs only what is missing, starts only what is not answering.
 set -euo pipefail
 
@@ -9,11 +9,23 @@ need=()
 [ -x /usr/sbin/Orthanc ] || need+=(orthanc)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v pg_ctlcluster >/dev/null || need+=(postgresql)
+[ -x /usr/bin/promtool ] || need+=(prometheus)
+# The Helm chart's templates are rendered by tests/helm_render (Go text/template + sprig, GOPATH mode).
+command -v go >/dev/null || need+=(golang-go)
+[ -d /usr/share/gocode/src/github.com/Masterminds/sprig ] || need+=(golang-github-masterminds-sprig-dev)
+[ -d /usr/share/gocode/src/gopkg.in/yaml.v2 ] || need+=(golang-gopkg-yaml.v2-dev)
+[ -d /usr/share/gocode/src/gopkg.in/yaml.v3 ] || need+=(golang-gopkg-yaml.v3-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "peers: installing ${need[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # Debian's prometheus starts a system server on :9090 where services may start; the tests run their
+  # own on free ports with their own config and data dir, so stop and disable the one just installed.
+  if [[ " ${need[*]} " == *" prometheus "* ]]; then
+    if [ -d /run/systemd/system ]; then $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
+    else $sudo invoke-rc.d prometheus stop >/dev/null 2>&1 || true; fi
+  fi
 fi
 
 # Debian's orthanc package may start a system instance on 4242/8042; tests start their own.

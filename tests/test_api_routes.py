@@ -51,6 +51,7 @@ from qcgate.store.repository import (
 )
 from qcgate.store.tables import DeliveryJob, Report, Series
 from qcgate.worker.celery_app import ASSESS_TASK, DELIVER_TASK, DELIVERY_QUEUE, QUEUE, create_celery
+from qcgate.worker.leadership import SweeperLeadership
 
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 ROOT = "1.2.826.0.1.3680043.10.1099"
@@ -351,8 +352,8 @@ def make_api(
         template, seeded = seeded_data
         data_dir = shutil.copytree(template, tmp_path / f"data-{len(made)}")
         settings = get_settings(data_dir=data_dir, **overrides)
-        settings.prometheus_dir.mkdir()
-        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(settings.prometheus_dir))
+        settings.metrics_dir.mkdir()
+        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(settings.metrics_dir))
         engine = create_database_engine(settings.effective_database_url)
         sessions = session_factory(engine)
         app = create_app(settings, sessions, create_celery(settings))
@@ -403,11 +404,29 @@ def test_readiness_is_a_problem_when_the_database_does_not_answer(api: Api, tmp_
 
 
 def test_metrics_report_the_queue_depth_from_the_database(api: Api) -> None:
+    leadership = SweeperLeadership(api.settings)  # serve: this process's sweeper leads
+    api.app.state.leadership = leadership
+    assert leadership.held()
     response = api.client.get("/metrics")
+    leadership.release()
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     assert "qcgate_queue_depth 2.0" in response.text.splitlines()  # one queued, one processing
     assert DONE_UID not in response.text
+
+
+def test_an_api_replica_without_the_lead_reports_no_installation_gauges(api: Api) -> None:
+    """Three API replicas must not report the queue three times: only the leading sweeper's process does."""
+    leader = SweeperLeadership(api.settings)
+    assert leader.held()
+    api.app.state.leadership = SweeperLeadership(api.settings)  # a sweeper that stands by
+    assert not api.app.state.leadership.held()
+    text = api.client.get("/metrics").text
+    leader.release()
+    assert "qcgate_queue_depth" not in text
+    assert "qcgate_spool_free_bytes" not in text
+    api.app.state.leadership = None  # `qcgate api` runs no sweeper at all
+    assert "qcgate_queue_depth" not in api.client.get("/metrics").text
 
 
 def test_openapi_documents_every_route_and_nothing_else(api: Api) -> None:

@@ -17,10 +17,10 @@ pytest.importorskip("torch")
 
 from qcgate.bench.learned import main  # noqa: E402
 from qcgate.bench.learned_models import SHIPPED, prepare_models, service_window, shipped_models  # noqa: E402
-from qcgate.bench.learned_timing import SWEEP_BATCHES, batch_sweep, race  # noqa: E402
+from qcgate.bench.learned_timing import SWEEP_BATCHES, SWEEP_PROVIDERS, batch_sweep, race  # noqa: E402
 from qcgate.contract.manifest import MANIFEST_NAME, InputSpec  # noqa: E402
 from qcgate.export.onnx_export import export_checkpoint  # noqa: E402
-from qcgate.metrics.learned import CPU, DEFAULT_BATCH  # noqa: E402
+from qcgate.metrics.learned import CPU, DEFAULT_BATCH, session_providers  # noqa: E402
 from qcgate.models.checkpoint import save_checkpoint  # noqa: E402
 from qcgate.models.registry import list_models  # noqa: E402
 from tests.tiny_models import tiny_model  # noqa: E402
@@ -34,7 +34,7 @@ def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("learned")
     no_models = tmp_path_factory.mktemp("no-shipped-models")
     arguments = ["--tiny", "--repeats", "1", "--out", str(folder), "--models-dir", str(no_models)]
-    assert main([*arguments, "--sweep-provider", CPU]) == 0  # the CUDA sweep's code path, on the CPU
+    assert main(arguments) == 0
     return folder
 
 
@@ -82,21 +82,40 @@ def test_peak_memory_is_the_workers_own(result: dict[str, Any]) -> None:
 
 
 def test_the_batch_sweep_finds_the_saturating_batch_of_every_model(result: dict[str, Any]) -> None:
-    sweep = result["sweep"]
+    sweep = result["sweep"]["providers"][CPU]
     assert sweep["provider"] == CPU
     assert sorted(sweep["models"]) == list_models()
     for model in sweep["models"].values():
         assert model["precision"] == "fp32"
         assert list(model["windows_per_s"]) == [str(size) for size in SWEEP_BATCHES]
         assert all(positive_finite(rate) for rate in model["windows_per_s"].values())
+        for size in SWEEP_BATCHES:  # a rate is the batch over its median time
+            assert model["windows_per_s"][str(size)] == pytest.approx(
+                size / model["batch_ms"][str(size)] * 1e3
+            )
         assert model["saturating_batch"] in SWEEP_BATCHES
 
 
-def test_the_batch_sweep_is_skipped_where_its_provider_is_missing(tmp_path: Path) -> None:
+def test_the_batch_sweep_is_not_measured_where_its_provider_is_missing(tmp_path: Path) -> None:
     sweep = batch_sweep(
         tmp_path / "manifest.json", (64, 64), 1, lambda _: None, provider="NoSuchExecutionProvider"
     )
-    assert "NoSuchExecutionProvider" in sweep["skipped"]
+    assert sweep["skipped"].startswith("not measured: ONNX Runtime offers no NoSuchExecutionProvider")
+
+
+def test_sweep_provider_alone_measures_every_offered_provider(tmp_path: Path) -> None:
+    assert (
+        main(["--sweep-provider", "--tiny", "--repeats", "1", "--threads", "1", "--out", str(tmp_path)]) == 0
+    )
+    result = json.loads((tmp_path / "learned_sweep.json").read_text())
+    offered = session_providers("auto")
+    assert list(result["sweep"]["providers"]) == list(SWEEP_PROVIDERS)
+    for provider, sweep in result["sweep"]["providers"].items():
+        assert ("skipped" not in sweep) == (provider in offered), provider
+    report = (tmp_path / "learned_sweep.md").read_text()
+    assert "CPUExecutionProvider batch sweep" in report
+    if "CUDAExecutionProvider" not in offered:
+        assert "CUDAExecutionProvider batch sweep**: not measured" in report
 
 
 def test_report_and_plot_are_written(out: Path, result: dict[str, Any]) -> None:

@@ -184,7 +184,9 @@ def test_a_deflated_dataset_is_inflated_under_the_instance_limit(
     assert peak < BUDGET_BYTES
 
 
-def test_a_series_stops_growing_at_its_decoded_budget(receive: Callable[..., tuple[int, int]]) -> None:
+def test_a_series_stops_growing_at_its_decoded_budget(
+    receive: Callable[..., tuple[int, int]], tmp_path: Path
+) -> None:
     """Each instance is small; together they would make the worker hold more than the series budget."""
     first = sample("MR_small.dcm")  # 64x64, 16 bits: 8 kB decoded
     statuses = []
@@ -195,3 +197,4 @@ def test_a_series_stops_growing_at_its_decoded_budget(receive: Callable[..., tup
         statuses.append(receive(instance, max_series_decoded_mb=1)[0])
     assert statuses[:128] == [0x0000] * 128
     assert statuses[128:] == [DecodedSizeExceeded.status] * 2
+    assert len(list((tmp_path / "data" / "spool").rglob("*.dcm"))) == 128, "a refused instance stayed"

@@ -102,10 +102,12 @@ def test_series_from_dcmtk_is_scored_and_visible_everywhere(
 
     metrics_text = gate.get("/metrics").text
     assert metric_value(metrics_text, "qcgate_instances_received_total") == len(files)
-    assert metric_value(metrics_text, "qcgate_series_assessed_total", f'{{flag="{body["flag"]}"}}') == 1
+    station = '{station="other"}'  # the phantom's StationName is not among metric_stations (none by default)
+    flag_and_station = f'{{flag="{body["flag"]}",station="other"}}'
+    assert metric_value(metrics_text, "qcgate_series_assessed_total", flag_and_station) == 1
     assert metric_value(metrics_text, "qcgate_assessment_seconds_count") == 1
-    assert metric_value(metrics_text, "qcgate_series_quality_count") == 1
-    assert metric_value(metrics_text, "qcgate_series_quality_sum") == pytest.approx(body["quality"])
+    assert metric_value(metrics_text, "qcgate_series_quality_count", station) == 1
+    assert metric_value(metrics_text, "qcgate_series_quality_sum", station) == pytest.approx(body["quality"])
     assert metric_value(metrics_text, "qcgate_queue_depth") == 0
     assert series_uid not in metrics_text
 

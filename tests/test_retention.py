@@ -213,8 +213,8 @@ def test_a_backup_restored_into_an_empty_data_dir_serves_the_same_results(
     def served(data_dir: Path) -> list[dict[str, object]]:
         monkeypatch.setenv("QCGATE_DATA_DIR", str(data_dir))
         restored = Settings()
-        restored.prometheus_dir.mkdir(parents=True, exist_ok=True)
-        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(restored.prometheus_dir))
+        restored.metrics_dir.mkdir(parents=True, exist_ok=True)
+        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(restored.metrics_dir))
         app_sessions = session_factory(create_database_engine(restored.effective_database_url))
         app = create_app(restored, app_sessions, create_celery(restored))
         with TestClient(app) as client:

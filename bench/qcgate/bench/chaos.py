@@ -1,13 +1,16 @@
 """``make chaos``: series stream in while processes are killed and the database and broker restart.
 
 Loopback only, bounded in time, on a PostgreSQL cluster and a Redis server of its own (free ports;
-the machine's shared ones stay up for other tests). A receiver (``qcgate scp`` and ``api``) and
-``--workers`` workers run as separate process groups sharing only PostgreSQL, Redis and the spool;
-DCMTK's storescp is the PACS, and a routing rule sends every SR there. While a sender streams
-``--series`` series (re-sending a series until storescu reports every instance stored, as a
-scanner's queue does), a chaos thread, every ``--every`` seconds in turn: kill -9s a worker (and
-starts another), kill -9s Redis (and restarts it), crashes PostgreSQL (immediate stop, recovery on
-start), kill -9s the receiver (and restarts it).
+the machine's shared ones stay up for other tests). ``--receivers`` receivers (each ``qcgate scp``
+and ``api`` on ports of its own, each running a completion sweeper of which one leads) and
+``--workers`` workers run as separate process groups, each in a working directory and with a
+metrics directory of its own, sharing only PostgreSQL, Redis and the data volume (spool and SRs), as
+on separate machines. DCMTK's storescp is the PACS, and a routing rule sends every SR there. While a
+sender streams ``--series`` series to the receivers in turn (re-sending a series, to the next
+receiver, until storescu reports every instance stored, as a scanner's queue behind a load balancer
+does), a chaos thread, every ``--every`` seconds in turn: kill -9s a worker (and starts another),
+kill -9s Redis (and restarts it), crashes PostgreSQL (immediate stop, recovery on start), kill -9s
+a receiver, the sweeper's leader first (and restarts it).
 
 At the end, once every series is scored, it checks, and ``main`` exits 1 unless all hold:
 
@@ -33,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pydicom
 
@@ -57,47 +61,70 @@ SEND_ATTEMPTS = 20
 
 
 class Cluster:
-    """The qcgate process groups of the run: one receiver (scp + api), ``workers`` workers."""
+    """The qcgate process groups of the run: ``receivers`` receivers (scp + api), ``workers`` workers."""
 
-    def __init__(self, root: Path, workers: int, **settings: str) -> None:
+    def __init__(self, root: Path, receivers: int, workers: int, **settings: str) -> None:
         self.root, self.settings = root, settings
-        self.dicom_port, self.http_port = free_port(), free_port()
-        self.receiver = self._gate([["scp"], ["api"]])
+        self.started = itertools.count()
+        self.receivers = [self._gate([["scp"], ["api"]]) for _ in range(receivers)]
         self.workers = [self._gate([["worker"]]) for _ in range(workers)]
         self.kills = {"worker": 0, "receiver": 0, "redis": 0, "postgres": 0}
 
-    def _gate(self, commands: list[list[str]]) -> QCGate:
-        env = qcgate_env(self.root / "data", self.dicom_port, self.http_port, **self.settings)
-        return QCGate(self.root / "data", self.dicom_port, self.http_port, env, commands)
+    def _gate(self, commands: list[list[str]], ports: tuple[int, int] | None = None) -> QCGate:
+        """A process group as on a machine of its own: own working and metrics directories, the
+        shared data volume; a restarted receiver keeps its ports (its address in the load balancer)."""
+        dicom_port, http_port = ports or (free_port(), free_port())
+        machine = self.root / f"machine-{next(self.started)}"
+        env = qcgate_env(
+            self.root / "data",
+            dicom_port,
+            http_port,
+            prometheus_dir=str(machine / "prometheus"),
+            status_port=str(free_port()),
+            **self.settings,
+        )
+        return QCGate(self.root / "data", dicom_port, http_port, env, commands, cwd=machine)
 
     def start(self) -> None:
-        self.receiver.start()
-        for worker in self.workers:
-            worker.start()
+        for gate in [*self.receivers, *self.workers]:
+            gate.start()
 
     def kill_worker(self, index: int) -> None:
-        victim = self.workers[index % len(self.workers)]
-        victim.kill()
-        self.workers[index % len(self.workers)] = self._gate([["worker"]])
-        self.workers[index % len(self.workers)].start()
+        slot = index % len(self.workers)
+        self.workers[slot].kill()
+        self.workers[slot] = self._gate([["worker"]])
+        self.workers[slot].start()
         self.kills["worker"] += 1
 
     def kill_receiver(self) -> None:
-        self.receiver.kill()
-        self.receiver = self._gate([["scp"], ["api"]])
-        self.receiver.start(timeout=120)
+        """kill -9 the receiver whose sweeper leads (the first if none does), then start it again."""
+        slot = next((i for i, gate in enumerate(self.receivers) if _leads(gate)), 0)
+        victim = self.receivers[slot]
+        victim.kill()
+        self.receivers[slot] = self._gate([["scp"], ["api"]], (victim.dicom_port, victim.http_port))
+        self.receivers[slot].start(timeout=120)
         self.kills["receiver"] += 1
 
     def stop(self) -> None:
-        for gate in [self.receiver, *self.workers]:
+        for gate in [*self.receivers, *self.workers]:
             gate.stop()
 
 
-def _send_until_stored(cluster: Cluster, files: list[Path]) -> int:
-    """storescu the series until every instance is acknowledged; returns the attempts it took."""
+def _leads(gate: QCGate) -> bool:
+    """Whether this receiver's sweeper leads: only the leader reports the queue depth."""
+    try:
+        return "qcgate_queue_depth" in httpx.get(f"{gate.status_url}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return False
+
+
+def _send_until_stored(cluster: Cluster, files: list[Path], first: int) -> int:
+    """storescu the series, to receiver ``first`` and then the next in turn, until every instance is
+    acknowledged; returns the attempts it took."""
     for attempt in range(1, SEND_ATTEMPTS + 1):
+        receiver = cluster.receivers[(first + attempt - 1) % len(cluster.receivers)]
         try:
-            if storescu(cluster.dicom_port, files).returncode == 0:
+            if storescu(receiver.dicom_port, files).returncode == 0:
                 return attempt
         except OSError:
             pass
@@ -179,13 +206,19 @@ def _settled(database_url: str, expected: set[str]) -> bool:
 
 
 def run(
-    series_count: int, shape: tuple[int, int, int], workers: int, every_s: float, root: Path
+    series_count: int,
+    shape: tuple[int, int, int],
+    workers: int,
+    every_s: float,
+    root: Path,
+    receivers: int = 2,
 ) -> dict[str, Any]:
     postgres, redis = OwnPostgres().create(), OwnRedis(root / "redis").start()
     pacs = StorescpPacs(root / "pacs").start()
     destination = {"PACS": {"ae_title": pacs.ae_title, "host": "127.0.0.1", "port": pacs.port}}
     cluster = Cluster(
         root,
+        receivers,
         workers,
         database_url=postgres.url,
         broker_url=redis.url,
@@ -207,7 +240,7 @@ def run(
             if index >= series_count and (min(cluster.kills.values()) > 0 or index >= 3 * series_count):
                 break
             uid, files = write_phantom_series(root / f"series-{index}", shape=shape, seed=index)
-            attempts.append(_send_until_stored(cluster, files))
+            attempts.append(_send_until_stored(cluster, files, index))
             sent[uid] = {str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID) for path in files}
             progress(
                 f"series {index + 1} (of {series_count} or more) acknowledged ({attempts[-1]} attempt(s))"
@@ -239,6 +272,8 @@ def run(
         "every done series' SR delivered": len(facts["delivered"]) >= len(sent),
     }
     return {
+        "receivers": receivers,
+        "workers": workers,
         "series": len(sent),
         "instances": len(acknowledged),
         "send_attempts": attempts,
@@ -264,12 +299,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--series", type=int, default=20)
     parser.add_argument("--shape", type=int, nargs=3, default=(16, 64, 64))
+    parser.add_argument("--receivers", type=int, default=2)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--every", type=float, default=4.0, help="seconds between two chaos actions")
     parser.add_argument("--out", type=Path, default=OUT_DIR)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="qcgate-chaos-") as temp:
-        result = run(args.series, tuple(args.shape), args.workers, args.every, Path(temp))
+        result = run(args.series, tuple(args.shape), args.workers, args.every, Path(temp), args.receivers)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "chaos.json").write_text(json.dumps(result, indent=1) + "\n")
     sys.stdout.write(json.dumps(result, indent=1) + "\n")

@@ -11,7 +11,7 @@ from typing import Any
 from qcgate.bench.common import markdown_table
 from qcgate.bench.learned_timing import BACKENDS
 
-__all__ = ["markdown", "plot"]
+__all__ = ["markdown", "plot", "sweep_markdown"]
 
 _LABELS = {"onnxruntime": "ONNX Runtime", "torch": "PyTorch eager"}
 
@@ -113,18 +113,43 @@ def _memory(result: dict[str, Any]) -> str:
 
 
 def _sweep(sweep: dict[str, Any]) -> str:
+    """One table per provider of the sweep (:func:`qcgate.bench.learned_timing.provider_sweep`)."""
+    return "\n".join(_provider_sweep(one) for one in sweep["providers"].values())
+
+
+def _provider_sweep(sweep: dict[str, Any]) -> str:
     if "skipped" in sweep:
-        return f"**{sweep['provider']} batch sweep**: skipped: {sweep['skipped']}.\n"
+        return f"**{sweep['provider']} batch sweep**: {sweep['skipped']}.\n"
     batches = [str(b) for b in sweep["batches"]]
     rows = [
-        [name, m["precision"], *(f"{m['windows_per_s'][b]:.0f}" for b in batches), str(m["saturating_batch"])]
+        [
+            name,
+            "x".join(map(str, m["window"])),
+            m["precision"],
+            *(f"{m['windows_per_s'][b]:.0f} ({m['batch_ms'][b]:.1f} ms)" for b in batches),
+            str(m["saturating_batch"]),
+        ]
         for name, m in sweep["models"].items()
     ]
     title = (
-        f"**{sweep['provider']} batch sweep** (windows/s by batch size; saturating: the smallest batch "
-        f"within {1 - sweep['saturation']:.0%} of the best):\n\n"
+        f"**{sweep['provider']} batch sweep** (by batch size: windows, i.e. slices or patches, per second, "
+        "and in brackets the median time of one batch; saturating: the smallest batch within "
+        f"{1 - sweep['saturation']:.0%} of the best rate):\n\n"
     )
-    return title + markdown_table(["model", "precision", *batches, "saturating batch"], rows)
+    return title + markdown_table(["model", "window", "precision", *batches, "saturating batch"], rows)
+
+
+def sweep_markdown(result: dict[str, Any]) -> str:
+    """The report of ``--sweep-provider`` alone: header, then one table per provider."""
+    env, settings = result["environment"], result["settings"]
+    title = "**Learned metrics, provider sweep** (`python -m qcgate.bench.learned --sweep-provider`)"
+    machine = f"{env['platform']} ({env['cpus']} CPUs)"
+    versions = f"ONNX Runtime {env['onnxruntime']} offering {', '.join(env['onnxruntime_providers'])}"
+    where = (
+        f"{settings['weights']}; windows cut from {'x'.join(map(str, settings['slice_shape']))} slices; "
+        f"{settings['threads']} CPU threads; median of {settings['repeats']} repeats after 2 warm-up runs"
+    )
+    return f"{title}: {env['measured_at']} on {machine}, {versions}; {where}.\n\n" + _sweep(result["sweep"])
 
 
 def plot(result: dict[str, Any], path: Path) -> None:

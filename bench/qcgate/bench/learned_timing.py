@@ -1,5 +1,6 @@
 """Timing the learned models on the service's own windows: ONNX Runtime against PyTorch eager, and
-windows per second over batch sizes on one provider (CUDA, where ONNX Runtime has it).
+windows (slices or patches) per second and latency per batch over batch sizes on every provider
+(the CPU, and CUDA where ONNX Runtime has it; a provider it lacks is reported "not measured").
 
 Both runtimes get the same batch (smooth MR-like images from :func:`qcgate.export.onnx_export.smooth_images`,
 normalised as the service normalises) of the shape the service feeds each model: its window for the
@@ -21,14 +22,16 @@ import numpy as np
 import onnxruntime as ort
 
 from qcgate.bench.common import summary
-from qcgate.bench.learned_models import ModelPair, onnx_runner, service_window
+from qcgate.bench.learned_models import ModelPair, service_window
 from qcgate.export.onnx_export import smooth_images
-from qcgate.metrics.learned import CPU, CUDA, OnnxMetric, load_learned_suites
+from qcgate.metrics.learned import CPU, CUDA, OnnxMetric, bound_runner, load_learned_suites
 
-__all__ = ["BACKENDS", "SWEEP_BATCHES", "batch_sweep", "race"]
+__all__ = ["BACKENDS", "SWEEP_BATCHES", "SWEEP_PROVIDERS", "batch_sweep", "provider_sweep", "race"]
 
 BACKENDS = ("onnxruntime", "torch")
-SWEEP_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+SWEEP_BATCHES = (1, 2, 4, 8, 16, 32, 64)
+SWEEP_PROVIDERS = (CPU, CUDA)
+NOT_MEASURED = "not measured"
 SATURATION = 0.95  # a batch "saturates" the provider from 95 % of the best throughput seen
 WARM_UP_RUNS = 2
 INPUT_SEED = 4_242  # any seed: the content barely matters to speed, only that it is MR-like
@@ -71,23 +74,52 @@ def race(
     }
 
 
-def batch_sweep(
-    manifest_path: Path, slice_shape: tuple[int, int], repeats: int, progress: Progress, provider: str = CUDA
+def provider_sweep(
+    manifest_path: Path,
+    slice_shape: tuple[int, int],
+    repeats: int,
+    progress: Progress,
+    *,
+    threads: int | None = None,
+    fp16: bool = False,
 ) -> dict[str, Any]:
-    """Windows per second over :data:`SWEEP_BATCHES` on ``provider``, and the batch that saturates it.
+    """:func:`batch_sweep` on each of :data:`SWEEP_PROVIDERS`; those ONNX Runtime lacks: not measured."""
+    return {
+        "batches": list(SWEEP_BATCHES),
+        "providers": {
+            provider: batch_sweep(
+                manifest_path, slice_shape, repeats, progress, provider, threads=threads, fp16=fp16
+            )
+            for provider in SWEEP_PROVIDERS
+        },
+    }
 
-    Meant for the CUDA provider, where the batch size is the main lever (the metric then loads
-    the fp16 file where one ships, as the service does); the CPU provider runs the same code path.
-    Skipped, with the reason, where ONNX Runtime does not offer ``provider``.
+
+def batch_sweep(
+    manifest_path: Path,
+    slice_shape: tuple[int, int],
+    repeats: int,
+    progress: Progress,
+    provider: str = CUDA,
+    *,
+    threads: int | None = None,
+    fp16: bool = False,
+) -> dict[str, Any]:
+    """Windows per second and milliseconds per batch (medians of ``repeats``) over
+    :data:`SWEEP_BATCHES` on ``provider``, through the service's own binding, and the saturating batch.
+
+    The CUDA provider is where the batch size is the main lever (with ``fp16`` the metric loads the
+    fp16 file where its parity holds, as the service does with ``onnx_fp16``); the CPU provider runs
+    the same code path. Where ONNX Runtime does not offer ``provider``: not measured, and why.
     """
     available = ort.get_available_providers()
     if provider not in available:
         return {
             "provider": provider,
-            "skipped": f"ONNX Runtime offers no {provider} (it has {', '.join(available)})",
+            "skipped": f"{NOT_MEASURED}: ONNX Runtime offers no {provider} (it has {', '.join(available)})",
         }
     models = {}
-    for metric in load_learned_suites(manifest_path, providers=[provider, CPU]):
+    for metric in load_learned_suites(manifest_path, providers=[provider, CPU], threads=threads, fp16=fp16):
         models[metric.name] = _sweep(metric, slice_shape, repeats)
         progress(f"{provider} {metric.name}: saturates from batch {models[metric.name]['saturating_batch']}")
     return {"provider": provider, "batches": list(SWEEP_BATCHES), "saturation": SATURATION, "models": models}
@@ -95,13 +127,15 @@ def batch_sweep(
 
 def _sweep(metric: OnnxMetric, slice_shape: tuple[int, int], repeats: int) -> dict[str, Any]:
     images = _service_batch(metric, slice_shape, max(SWEEP_BATCHES))
-    rates = {size: _windows_per_s(metric, images[:size], repeats) for size in SWEEP_BATCHES}
+    seconds = {size: _batch_seconds(metric, images[:size], repeats) for size in SWEEP_BATCHES}
+    rates = {size: size / median for size, median in seconds.items()}
     best = max(rates.values())
     return {
         "providers": metric.providers,
-        "precision": "fp16" if metric.providers[0] == CUDA and metric.entry.fp16_file else "fp32",
+        "precision": metric.precision,
         "window": list(images.shape[2:]),
         "windows_per_s": {str(size): rate for size, rate in rates.items()},
+        "batch_ms": {str(size): median * 1e3 for size, median in seconds.items()},
         "saturating_batch": min(size for size, rate in rates.items() if rate >= SATURATION * best),
     }
 
@@ -111,11 +145,14 @@ def _service_batch(metric: OnnxMetric, slice_shape: tuple[int, int], size: int) 
     return smooth_images((size, 1, *service_window(metric.entry.input, slice_shape)), seed=INPUT_SEED)
 
 
-def _windows_per_s(metric: OnnxMetric, batch: np.ndarray, repeats: int) -> float:
-    run = onnx_runner(metric, batch)
+def _batch_seconds(metric: OnnxMetric, batch: np.ndarray, repeats: int) -> float:
+    """Median seconds of one batch through the binding the service runs (:func:`bound_runner`)."""
+    session = metric._session  # the service's own session: its options are part of what is measured
+    names = metric.entry.input.tensor_name, metric.entry.output.tensor_name
+    runner = bound_runner(session, *names)
     for _ in range(WARM_UP_RUNS):
-        run()
-    return len(batch) / statistics.median(_seconds(run) for _ in range(repeats))
+        runner(batch)
+    return statistics.median(_seconds(lambda: runner(batch)) for _ in range(repeats))
 
 
 def _seconds(run: Callable[[], object]) -> float:

@@ -134,6 +134,12 @@ class QCGate:
     commands: list[list[str]]
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     ae_title: str = "QCGATE"
+    cwd: Path | None = None  # a working directory of its own, as on another machine
+
+    @property
+    def status_url(self) -> str:
+        """The status endpoint of its scp, worker or sweeper (``status_port`` in its settings)."""
+        return f"http://127.0.0.1:{self.env['QCGATE_STATUS_PORT']}"
 
     @property
     def log_path(self) -> Path:
@@ -141,6 +147,8 @@ class QCGate:
 
     def start(self, timeout: float = 60.0) -> QCGate:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.cwd is not None:
+            self.cwd.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         for command in self.commands:
             self.processes.append(
@@ -150,6 +158,7 @@ class QCGate:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    cwd=self.cwd,
                 )
             )
         deadline = time.monotonic() + timeout

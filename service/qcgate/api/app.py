@@ -14,6 +14,7 @@ from qcgate.api.deps import require_token
 from qcgate.api.problems import install_problem_handlers
 from qcgate.core import __version__
 from qcgate.core.settings import Settings
+from qcgate.worker.leadership import SweeperLeadership
 
 access_log = logging.getLogger("qcgate.access")
 
@@ -36,13 +37,21 @@ async def log_access(request: Request, call_next: Callable[[Request], Awaitable[
     return response
 
 
-def create_app(settings: Settings, sessions: sessionmaker[Session], celery: Celery) -> FastAPI:
+def create_app(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    celery: Celery,
+    leadership: SweeperLeadership | None = None,
+) -> FastAPI:
+    """The API; ``leadership`` is the completion sweeper of this process, if it runs one (``serve``):
+    /metrics then carries the installation's gauges while that sweeper leads."""
     app = FastAPI(
         title="qcgate",
         version=__version__,
         description="MRI quality-control gateway: series, quality metrics, flags, reports, deliveries.",
     )
     app.state.settings, app.state.sessions, app.state.celery = settings, sessions, celery
+    app.state.leadership = leadership
     install_problem_handlers(app)
     app.middleware("http")(log_access)
     app.include_router(health.router)

@@ -2,39 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
 from qcgate.api.problems import problem
-from qcgate.core.settings import Settings
-from qcgate.store.repository import queue_depth
-from qcgate.store.retention import spool_free_bytes
+from qcgate.worker.gauges import metrics_text
 
 router = APIRouter(tags=["health"])
-
-
-class QueueDepthCollector(Collector):
-    """Queue depth and spool free space are read at scrape time, so they are right in every process."""
-
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session]) -> None:
-        self._settings, self._sessions = settings, sessions
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        with self._sessions() as session:
-            depth = queue_depth(session)
-        yield GaugeMetricFamily("qcgate_queue_depth", "Series queued or being assessed.", value=depth)
-        yield GaugeMetricFamily(
-            "qcgate_spool_free_bytes",
-            "Free bytes on the spool's file system.",
-            value=spool_free_bytes(self._settings),
-        )
 
 
 @router.get("/healthz", summary="The process is alive")
@@ -52,9 +28,11 @@ def readyz(request: Request) -> dict[str, str] | Response:
     return {"status": "ready"}
 
 
-@router.get("/metrics", summary="Prometheus metrics of every qcgate process", response_class=Response)
+@router.get(
+    "/metrics", summary="Prometheus metrics of this machine's qcgate processes", response_class=Response
+)
 def metrics(request: Request) -> Response:
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
-    registry.register(QueueDepthCollector(request.app.state.settings, request.app.state.sessions))
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    state = request.app.state
+    return Response(
+        metrics_text(state.settings, state.sessions, state.leadership), media_type=CONTENT_TYPE_LATEST
+    )

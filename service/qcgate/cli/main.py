@@ -1,4 +1,4 @@
-"""``qcgate`` command line: serve (all in one), scp, api, worker, score and demo.
+"""``qcgate`` command line: serve (all in one), scp, api, worker, sweeper, migrate, score and demo.
 
 Flags are written into the ``QCGATE_*`` environment before settings are built, so they take
 precedence over the YAML file and reach the worker process that ``serve`` starts.
@@ -57,10 +57,22 @@ def _run_api(args: argparse.Namespace) -> int:
     return run_api()
 
 
+def _run_sweeper(args: argparse.Namespace) -> int:
+    from qcgate.cli.processes import run_sweeper
+
+    return run_sweeper()
+
+
+def _run_migrate(args: argparse.Namespace) -> int:
+    from qcgate.cli.processes import migrate
+
+    return migrate()
+
+
 def _run_worker(args: argparse.Namespace) -> int:
     from qcgate.cli.processes import run_worker
 
-    return run_worker()
+    return run_worker(args.kind)
 
 
 def _run_score(args: argparse.Namespace) -> int:
@@ -110,14 +122,22 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     runners: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
         "serve": ("receiver, API, worker and completion sweeper in one command", _run_serve),
-        "scp": ("the DICOM receiver and completion sweeper alone", _run_scp),
+        "scp": ("the DICOM receiver (and, unless turned off, the completion sweeper)", _run_scp),
         "api": ("the REST API alone", _run_api),
         "worker": ("a Celery worker alone", _run_worker),
+        "sweeper": ("the completion sweeper alone (any number may run: one leads)", _run_sweeper),
+        "migrate": ("upgrade the database schema to this release, then exit", _run_migrate),
     }
     for name, (help_text, runner) in runners.items():
         sub = commands.add_parser(name, help=help_text)
         _add_server_flags(sub)
         sub.set_defaults(runner=runner)
+    commands.choices["worker"].add_argument(
+        "--kind",
+        choices=("cpu", "gpu"),
+        default="cpu",
+        help="cpu: assessment and delivery queues (default); gpu: the gpu queue, batched (docs/gpu.md)",
+    )
     score = commands.add_parser("score", help="score DICOM files or folders offline, one result per series")
     score.add_argument("paths", nargs="+", type=Path)
     score.add_argument("--json", action="store_true", help="one JSON object per line (the REST schema)")

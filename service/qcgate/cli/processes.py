@@ -12,11 +12,16 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from qcgate.core.settings import Settings, get_settings
+
+if TYPE_CHECKING:  # imported where used: prometheus_client must not load before prepare_process
+    from qcgate.cli.status_server import StatusServer
+    from qcgate.worker.completion import CompletionSweeper
+    from qcgate.worker.leadership import SweeperLeadership
 
 log = logging.getLogger("qcgate")
 WORKER_RESTART_DELAY_S = 2.0
@@ -25,11 +30,14 @@ SUPERVISOR_PID_VARIABLE = "QCGATE_SUPERVISOR_PID"
 
 
 def _start(settings: Settings, *, owns_metrics: bool, migrate: bool) -> sessionmaker[Session]:
+    """Logging, metrics and a session factory; the schema upgraded first where ``migrate`` and
+    ``migrate_on_start`` both say so (a deployment that runs ``qcgate migrate`` as its own step turns
+    the setting off, so that replicas never race to upgrade)."""
     from qcgate.core.observability import prepare_process
     from qcgate.store.database import create_database_engine, session_factory, upgrade_database
 
     prepare_process(settings, reset_metrics=owns_metrics)
-    if migrate:
+    if migrate and settings.migrate_on_start:
         upgrade_database(settings.effective_database_url)
     return session_factory(create_database_engine(settings.effective_database_url))
 
@@ -51,34 +59,47 @@ def _echo_destinations(settings: Settings) -> None:
 
 
 @contextmanager
-def _receiving(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[None]:
-    """Receiver threads and the completion sweeper (which relays deliveries), stopped cleanly on exit."""
+def _receiving(
+    settings: Settings, sessions: sessionmaker[Session], *, reconcile: bool = True
+) -> Iterator[SweeperLeadership | None]:
+    """The receiver's threads and, where ``receiver_runs_sweeper``, the completion sweeper (which
+    relays deliveries), stopped cleanly on exit; yields the sweeper's leadership (None without one)."""
     from qcgate.receiver.reconcile import reconcile_spool
     from qcgate.receiver.scp import start_receiver
-    from qcgate.worker.celery_app import create_celery
-    from qcgate.worker.completion import CompletionSweeper
 
-    reconcile_spool(settings, sessions)  # before listening: the spool is the receiver's alone now
+    if reconcile:  # before listening: nothing of this receiver's is in flight yet
+        reconcile_spool(settings, sessions)
     server = start_receiver(settings, sessions)
-    sweeper = CompletionSweeper(settings, sessions, create_celery(settings))
-    sweeper.start()
+    sweeper = _start_sweeper(settings, sessions) if settings.receiver_runs_sweeper else None
     threading.Thread(
         target=_echo_destinations, args=(settings,), name="destination-echo", daemon=True
     ).start()
     try:
-        yield
+        yield None if sweeper is None else sweeper.leadership
     finally:
-        sweeper.stop()
+        if sweeper is not None:
+            sweeper.stop()
         server.shutdown()
 
 
-def _serve_http(settings: Settings, sessions: sessionmaker[Session]) -> None:
+def _start_sweeper(settings: Settings, sessions: sessionmaker[Session]) -> CompletionSweeper:
+    from qcgate.worker.celery_app import create_celery
+    from qcgate.worker.completion import CompletionSweeper
+
+    sweeper = CompletionSweeper(settings, sessions, create_celery(settings))
+    sweeper.start()
+    return sweeper
+
+
+def _serve_http(
+    settings: Settings, sessions: sessionmaker[Session], leadership: SweeperLeadership | None = None
+) -> None:
     import uvicorn
 
     from qcgate.api.app import create_app
     from qcgate.worker.celery_app import create_celery
 
-    app = create_app(settings, sessions, create_celery(settings))
+    app = create_app(settings, sessions, create_celery(settings), leadership)
     scheme = "http" if settings.http_tls is None else "https"
     log.info("REST API on %s://%s:%s/api/v1 (docs at /docs)", scheme, settings.http_host, settings.http_port)
     uvicorn.Server(http_config(settings, app)).run()
@@ -115,23 +136,25 @@ def _die_with_supervisor() -> None:
         sys.exit("qcgate serve is gone; worker not started")
 
 
-class WorkerSupervisor(threading.Thread):
-    """Keeps one ``qcgate worker`` child alive for the embedded default; restarts it if it dies."""
+class ChildSupervisor(threading.Thread):
+    """Keeps one ``qcgate <command>`` child alive (serve's worker, scp's extra receivers); restarts
+    it if it dies. The child gets SIGTERM when we die (:func:`_die_with_supervisor`)."""
 
-    def __init__(self) -> None:
-        super().__init__(name="worker-supervisor", daemon=True)
+    def __init__(self, command: str, environment: dict[str, str] | None = None) -> None:
+        super().__init__(name=f"{command}-supervisor", daemon=True)
+        self._command, self._environment = command, environment or {}
         self._stopping = threading.Event()
         self._process: subprocess.Popen[bytes] | None = None
 
     def run(self) -> None:
         while not self._stopping.is_set():
-            environment = {**os.environ, SUPERVISOR_PID_VARIABLE: str(os.getpid())}
+            environment = {**os.environ, **self._environment, SUPERVISOR_PID_VARIABLE: str(os.getpid())}
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "qcgate.cli.main", "worker"], env=environment
+                [sys.executable, "-m", "qcgate.cli.main", self._command], env=environment
             )
             code = self._process.wait()
             if not self._stopping.is_set():
-                log.error("worker exited with %s; restarting", code)
+                log.error("%s exited with %s; restarting", self._command, code)
                 self._stopping.wait(WORKER_RESTART_DELAY_S)
 
     def stop(self) -> None:
@@ -154,24 +177,84 @@ def serve() -> int:
     _exit_on_sigterm()
     settings = get_settings()
     sessions = _start(settings, owns_metrics=True, migrate=True)
-    supervisor = WorkerSupervisor()
-    supervisor.start()
+    children = [ChildSupervisor("worker"), *_extra_receivers(settings)]
+    for child in children:
+        child.start()
     try:
-        with _receiving(settings, sessions):
-            _serve_http(settings, sessions)
+        with _receiving(settings, sessions) as leadership:
+            _serve_http(settings, sessions, leadership)
     finally:
-        supervisor.stop()
+        for child in children:
+            child.stop()
     return 0
 
 
-def run_scp() -> int:
-    settings = get_settings()
-    sessions = _start(settings, owns_metrics=False, migrate=True)
+def _extra_receivers(settings: Settings) -> list[ChildSupervisor]:
+    """The ``receiver_processes - 1`` receivers beside this one on the same port (SO_REUSEPORT).
+
+    They neither sweep nor reconcile the spool (this process does both) nor serve a status endpoint
+    (this one reports the metrics of all of them: they share ``metrics_dir``).
+    """
+    if _is_supervised():
+        return []  # a receiver started by another never starts more
+    environment = {"QCGATE_RECEIVER_RUNS_SWEEPER": "false", "QCGATE_MIGRATE_ON_START": "false"}
+    return [ChildSupervisor("scp", environment) for _ in range(settings.receiver_processes - 1)]
+
+
+def _is_supervised() -> bool:
+    return SUPERVISOR_PID_VARIABLE in os.environ
+
+
+def _status_server(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    kind: str,
+    leadership: SweeperLeadership | None = None,
+) -> StatusServer | None:
+    from qcgate.cli.status_server import start_status_server
+
+    return start_status_server(settings, sessions, kind, leadership)
+
+
+def _wait_for_signal() -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with _receiving(settings, sessions):
-        stop.wait()
+    stop.wait()
+
+
+def run_scp() -> int:
+    _die_with_supervisor()
+    settings = get_settings()
+    supervised = _is_supervised()
+    sessions = _start(settings, owns_metrics=False, migrate=not supervised)
+    children = _extra_receivers(settings)
+    with _receiving(settings, sessions, reconcile=not supervised) as leadership:
+        for child in children:  # after this one listens: a bad port fails here, not in every child
+            child.start()
+        status = None if supervised else _status_server(settings, sessions, "scp", leadership)
+        try:
+            _wait_for_signal()
+        finally:
+            for child in children:
+                child.stop()
+            if status is not None:
+                status.stop()
+    return 0
+
+
+def run_sweeper() -> int:
+    """The completion sweeper alone (``qcgate sweeper``): any number may run, one leads."""
+    settings = get_settings()
+    sessions = _start(settings, owns_metrics=False, migrate=True)
+    sweeper = _start_sweeper(settings, sessions)
+    status = _status_server(settings, sessions, "sweeper", sweeper.leadership)
+    try:
+        _wait_for_signal()
+    finally:
+        sweeper.stop()
+        if status is not None:
+            status.stop()
     return 0
 
 
@@ -182,13 +265,25 @@ def run_api() -> int:
     return 0
 
 
-def run_worker() -> int:
-    from qcgate.worker.celery_app import create_celery, run_celery_worker
+def run_worker(kind: str = "cpu") -> int:
+    """``qcgate worker [--kind cpu|gpu]``: the gpu kind consumes the gpu queue (docs/gpu.md)."""
+    from qcgate.worker.celery_app import create_celery, run_celery_worker, worker_kind
 
     _die_with_supervisor()
     settings = get_settings()
-    _start(settings, owns_metrics=False, migrate=False)
-    run_celery_worker(create_celery(settings), settings)
+    sessions = _start(settings, owns_metrics=False, migrate=False)
+    _status_server(settings, sessions, "worker")
+    run_celery_worker(create_celery(settings, kind=worker_kind(kind)), settings)
+    return 0
+
+
+def migrate() -> int:
+    """``qcgate migrate``: bring the database schema to this release, then exit (a deployment step)."""
+    from qcgate.store.database import upgrade_database
+
+    settings = get_settings()
+    upgrade_database(settings.effective_database_url)
+    sys.stdout.write("database schema is current\n")
     return 0
 
 

@@ -35,9 +35,9 @@ def prepare_process(settings: Settings, *, reset_metrics: bool = False) -> None:
         for chatty in CHATTY_LOGGERS:  # a line per C-STORE or per copied module: only when debugging
             logging.getLogger(chatty).setLevel(logging.WARNING)
     if reset_metrics:
-        shutil.rmtree(settings.prometheus_dir, ignore_errors=True)
-    settings.prometheus_dir.mkdir(parents=True, exist_ok=True)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(settings.prometheus_dir)
+        shutil.rmtree(settings.metrics_dir, ignore_errors=True)
+    settings.metrics_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(settings.metrics_dir)
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class Instruments:
 _creation_lock = threading.Lock()
 
 
+OTHER_STATION = "other"
 QUALITY_BUCKETS = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0)
 
 
@@ -83,15 +84,19 @@ def _create_instruments() -> Instruments:
             "DICOM connections closed before association, by reason.",
             ["reason"],
         ),
+        # station: one of settings.metric_stations or "other" (station_label), never a free-text value.
         series_assessed=Counter(
-            "qcgate_series_assessed_total", "Series assessments finished, by flag or outcome.", ["flag"]
+            "qcgate_series_assessed_total",
+            "Series assessments finished, by flag or outcome and station.",
+            ["flag", "station"],
         ),
         assessment_seconds=Histogram(
             "qcgate_assessment_seconds", "Time to score one series in a worker.", buckets=LATENCY_BUCKETS
         ),
         series_quality=Histogram(
             "qcgate_series_quality",
-            "The verdict's 0-100 quality of each assessed series (higher is better).",
+            "The verdict's 0-100 quality of each assessed series (higher is better), by station.",
+            ["station"],
             buckets=QUALITY_BUCKETS,
         ),
         # kind: one of the verdict's finding kinds (a fixed, small set); severity: moderate or severe.
@@ -136,6 +141,15 @@ def _create_instruments() -> Instruments:
             buckets=LATENCY_BUCKETS,
         ),
     )
+
+
+def station_label(settings: Settings, station_name: str) -> str:
+    """The ``station`` label of a series: its StationName when ``metric_stations`` lists it, else ``other``.
+
+    StationName is free text from the scanner; labelling by it unchecked would let any sender create
+    new time series without bound, so only the site's configured stations get their own.
+    """
+    return station_name if station_name in settings.metric_stations else OTHER_STATION
 
 
 def instruments() -> Instruments:

@@ -232,6 +232,63 @@ class Settings(BaseSettings):
         None, description="Celery broker (never shown); default a filesystem broker in data_dir."
     )
     worker_concurrency: int = Field(1, ge=1, description="Celery worker processes started by serve.")
+    onnx_providers: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="ONNX Runtime provider of the learned metrics: auto (CUDA where offered, else CPU), cpu,"
+        " or cuda (falls back to the CPU with a warning where CUDA is not offered).",
+    )
+    onnx_fp16: bool = Field(
+        False,
+        description="On CUDA, load a model's fp16 file where its recorded fp16 error is within its parity"
+        " tolerance (off: fp16 parity on a GPU is not measured yet).",
+    )
+    gpu_queue_enabled: bool = Field(
+        False,
+        description="Send assessments to the qcgate.gpu queue, which only `qcgate worker --kind gpu`"
+        " consumes; set it on every process that queues series when GPU workers are deployed.",
+    )
+    gpu_worker_threads: int = Field(
+        4, ge=1, description="Series a `qcgate worker --kind gpu` assesses at once (Celery threads pool)."
+    )
+    gpu_batch_max: int = Field(
+        32, ge=1, description="Windows (slices or patches) per inference batch in a gpu worker."
+    )
+    gpu_batch_wait_ms: float = Field(
+        5.0, ge=0, description="How long a gpu worker's batch waits for windows of other series to fill."
+    )
+    receiver_processes: int = Field(
+        1,
+        ge=1,
+        description="Receiver processes sharing the DICOM port (SO_REUSEPORT); the association limits"
+        " apply per process.",
+    )
+    receiver_runs_sweeper: bool = Field(
+        True,
+        description="The receiver also runs the completion sweeper (off when `qcgate sweeper` runs apart);"
+        " one leader sweeps however many run.",
+    )
+    migrate_on_start: bool = Field(
+        True, description="Upgrade the database at start (off when `qcgate migrate` runs as its own step)."
+    )
+    status_host: str = Field(
+        "127.0.0.1", description="Address of the status endpoint of scp, worker, sweeper."
+    )
+    status_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Port of /healthz, /readyz and /metrics of scp, worker and sweeper processes; none: off.",
+    )
+    prometheus_dir: Path | None = Field(
+        None,
+        description="Metrics files of this machine's or pod's processes (default data_dir/prometheus);"
+        " never a shared volume.",
+    )
+    metric_stations: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="StationNames that get their own `station` label on the assessment metrics;"
+        " every other station counts as `other`.",
+    )
     api_clients: dict[str, ApiClient] = Field(
         default_factory=dict,
         description="Named API clients: token and role (read, images, operate, admin); see docs/security.md.",
@@ -289,7 +346,9 @@ class Settings(BaseSettings):
         900.0, gt=0, description="A delivery in flight longer than this is presumed lost and retried."
     )
 
-    _split_lists = field_validator("allowed_calling_aes", "api_tokens", mode="before")(_split_csv)
+    _split_lists = field_validator("allowed_calling_aes", "api_tokens", "metric_stations", mode="before")(
+        _split_csv
+    )
 
     @model_validator(mode="after")
     def _absolute_data_dir(self) -> Settings:
@@ -342,8 +401,9 @@ class Settings(BaseSettings):
         return self.data_dir / "sr"
 
     @property
-    def prometheus_dir(self) -> Path:
-        return self.data_dir / "prometheus"
+    def metrics_dir(self) -> Path:
+        """Where this process's Prometheus multiprocess files go: ``prometheus_dir`` or its default."""
+        return self.prometheus_dir if self.prometheus_dir is not None else self.data_dir / "prometheus"
 
     @property
     def effective_database_url(self) -> str:

@@ -1,8 +1,13 @@
 """Learned quality metrics: an exported ONNX model run by ONNX Runtime over a whole stack.
 
 One :class:`OnnxMetric` per model in ``export/qcgate/contract/onnx/manifest.json``; its inference session
-is built once per worker process (building one takes far longer than scoring a slice). The CUDA provider
-is used when ONNX Runtime offers it (with the fp16 file where one ships), otherwise the CPU provider.
+is built once per worker process (building one takes far longer than scoring a slice). Which execution
+provider it runs on, and whether it loads the fp16 file, is decided in :mod:`qcgate.metrics.providers`
+(the ``onnx_providers`` and ``onnx_fp16`` settings). Batches go through ONNX Runtime's I/O binding: the
+input is placed on the session's device (``cuda`` or ``cpu``) as an ``OrtValue`` and the scores are
+bound to host memory, the same code on both providers. In a ``gpu`` worker a per-session
+:class:`~qcgate.metrics.batching.Batcher` packs the windows of the series scored at once into shared
+batches.
 
 How a stack is scored (the input contract is :mod:`qcgate.contract.preprocess`, shared with training):
 
@@ -22,15 +27,18 @@ How a stack is scored (the input contract is :mod:`qcgate.contract.preprocess`, 
   keep ``nan`` in ``per_slice``;
 * ``quality`` is the manifest's calibration of the aggregate, or None while the model is uncalibrated.
 
-Windows go through the session in batches of ``batch_size``; a window's score does not depend on
-the batch it is in (the networks hold no batch statistics at inference).
+Windows go through the session in batches of ``batch_size`` (with a batcher, chunks of its
+``max_batch``, two in flight per series); a window's score does not depend on the batch it is in (the
+networks hold no batch statistics at inference).
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -49,9 +57,31 @@ from qcgate.contract.preprocess import (
 from qcgate.core.errors import NotAssessable
 from qcgate.imaging.volume import Stack
 from qcgate.metrics.base import Algorithm, MetricResult
+from qcgate.metrics.batching import Batcher, BatchPolicy
+from qcgate.metrics.providers import (
+    CPU,
+    CUDA,
+    ProviderChoice,
+    choose_providers,
+    fp16_holds,
+    providers_for,
+    report_session,
+)
 
-CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+__all__ = [
+    "CPU",
+    "CUDA",
+    "DEFAULT_BATCH",
+    "OnnxMetric",
+    "bound_runner",
+    "choose_providers",
+    "default_threads",
+    "load_learned_suites",
+    "session_providers",
+]
+
 DEFAULT_BATCH = {"slice2d": 8, "patch3d": 32}
+IN_FLIGHT = 2  # chunks a series keeps at the batcher: the next one is cut while the last one runs
 _MAX_THREADS = 8
 # What InferenceSession raises for a missing, corrupt or unloadable model (none derive from RuntimeError).
 _LOAD_ERRORS = (
@@ -70,14 +100,9 @@ _LOAD_ERRORS = (
 Window = tuple[int, ...]  # start offsets along (slice, row, col); 2D windows start at their slice
 
 
-def choose_providers(available: Sequence[str], requested: Sequence[str] | None = None) -> list[str]:
-    """The requested providers (default: CUDA, then CPU) that ONNX Runtime offers, CPU always last.
-
-    The CPU provider is the fallback for a machine without CUDA and for any node CUDA cannot run.
-    """
-    wanted = list(requested) if requested is not None else [CUDA, CPU]
-    chosen = [provider for provider in wanted if provider in available and provider != CPU]
-    return [*chosen, CPU]
+def session_providers(choice: ProviderChoice) -> list[str]:
+    """The providers for the ``onnx_providers`` setting on this machine's ONNX Runtime."""
+    return providers_for(choice, ort.get_available_providers())
 
 
 def default_threads(processes: int = 1) -> int:
@@ -97,15 +122,18 @@ class OnnxMetric:
         providers: Sequence[str] | None = None,
         threads: int | None = None,
         batch_size: int | None = None,
+        fp16: bool = False,
+        batching: BatchPolicy | None = None,
     ) -> None:
         self.entry = entry
         self.name = entry.name
         self.version = f"{entry.version}+{entry.sha256[:12]}"
         self.algorithm = Algorithm(entry.name, entry.version, entry.device_uid, entry.sha256)
-        self.batch_size = batch_size or DEFAULT_BATCH[entry.input.kind]
+        self.batch_size = batching.max_batch if batching else batch_size or DEFAULT_BATCH[entry.input.kind]
         chosen = choose_providers(ort.get_available_providers(), providers)
-        use_fp16 = chosen[0] == CUDA and entry.fp16_file is not None
+        use_fp16 = fp16 and chosen[0] == CUDA and fp16_holds(entry)
         model_file = model_dir / (entry.fp16_file if use_fp16 and entry.fp16_file else entry.file)
+        self.precision = "fp16" if use_fp16 else "fp32"
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or default_threads()
         options.inter_op_num_threads = 1
@@ -123,6 +151,14 @@ class OnnxMetric:
                 f"{entry.name}: {model_file.name} has inputs {inputs} and outputs {outputs}, the manifest "
                 f"says {entry.input.tensor_name!r} -> {entry.output.tensor_name!r}"
             )
+        report_session(self.name, chosen, self.providers, self.precision)
+        self._infer = bound_runner(self._session, entry.input.tensor_name, entry.output.tensor_name)
+        self._batcher = None if batching is None else Batcher(self._infer, batching, name=self.name)
+
+    @property
+    def batcher(self) -> Batcher | None:
+        """The batcher this metric's windows go through (``gpu`` workers), or None."""
+        return self._batcher
 
     @property
     def providers(self) -> list[str]:
@@ -194,21 +230,69 @@ class OnnxMetric:
     ) -> np.ndarray:
         """Scores of ``windows`` (start offsets into ``padded``, ``size`` voxels, fed as ``shape``)."""
         scores = np.empty(len(windows), dtype=np.float64)
-        for first, batch in _batches(padded, windows, size, shape, self.batch_size):
-            output = self._session.run([self.entry.output.tensor_name], {self.entry.input.tensor_name: batch})
-            scores[first : first + len(batch)] = np.asarray(output[0], dtype=np.float64).reshape(-1)
+        batches = _batches(padded, windows, size, shape, self.batch_size)
+        if self._batcher is None:
+            for first, batch in batches:
+                scores[first : first + len(batch)] = self._infer(batch)
+            return scores
+        in_flight: deque[tuple[int, Future[np.ndarray]]] = deque()
+        for first, batch in batches:
+            in_flight.append((first, self._batcher.submit(batch)))
+            if len(in_flight) >= IN_FLIGHT:
+                _collect(scores, *in_flight.popleft())
+        while in_flight:
+            _collect(scores, *in_flight.popleft())
         return scores
 
 
 def load_learned_suites(
-    manifest_path: Path | None = None, *, threads: int | None = None, providers: Sequence[str] | None = None
+    manifest_path: Path | None = None,
+    *,
+    threads: int | None = None,
+    providers: Sequence[str] | None = None,
+    fp16: bool = False,
+    batching: BatchPolicy | None = None,
 ) -> list[OnnxMetric]:
-    """One :class:`OnnxMetric` per shipped model; none when no manifest ships (models not trained yet)."""
+    """One :class:`OnnxMetric` per shipped model; none when no manifest ships (models not trained yet).
+
+    With ``batching`` every model gets its own :class:`~qcgate.metrics.batching.Batcher`, shared by
+    the threads of this process that score series at once.
+    """
     path = manifest_path or default_manifest_path()
     if not path.is_file():
         return []
     manifest = load_manifest(path)
-    return [OnnxMetric(entry, path.parent, threads=threads, providers=providers) for entry in manifest.models]
+    return [
+        OnnxMetric(entry, path.parent, threads=threads, providers=providers, fp16=fp16, batching=batching)
+        for entry in manifest.models
+    ]
+
+
+def bound_runner(
+    session: ort.InferenceSession, input_name: str, output_name: str
+) -> Callable[[np.ndarray], np.ndarray]:
+    """``session`` as a function of a (B, 1, *window) float32 batch, through I/O binding.
+
+    The batch becomes an ``OrtValue`` on the session's device (one explicit upload on CUDA, no copy
+    on the CPU) and the scores are bound to host memory, so ONNX Runtime neither stages the input
+    nor keeps the output on the GPU. Each call binds anew: one session serves many threads.
+    """
+    device = "cuda" if session.get_providers()[0] == CUDA else "cpu"
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        binding = session.io_binding()
+        value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(batch, dtype=np.float32), device, 0)
+        binding.bind_ortvalue_input(input_name, value)
+        binding.bind_output(output_name, "cpu")
+        session.run_with_iobinding(binding)
+        return np.asarray(binding.copy_outputs_to_cpu()[0]).reshape(-1)
+
+    return run
+
+
+def _collect(scores: np.ndarray, first: int, future: Future[np.ndarray]) -> None:
+    chunk = future.result()
+    scores[first : first + len(chunk)] = chunk
 
 
 def _batches(

@@ -6,66 +6,132 @@ Kept apart from pynetdicom so the same path serves the SCP, tests and any future
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from qcgate.core.errors import DecodedSizeExceeded, RecordFailed
+from qcgate.core.errors import DecodedSizeExceeded, InstanceRejected, RecordFailed
 from qcgate.core.settings import Settings
 from qcgate.receiver.validation import validate_instance
-from qcgate.store.repository import ReceivedInstance, record_instance, series_decoded_bytes
+from qcgate.store.repository import (
+    ReceivedInstance,
+    instance_recorded,
+    record_instance,
+    series_decoded_bytes,
+)
 from qcgate.store.spool import check_free_space, instance_path, write_durably
 
 log = logging.getLogger(__name__)
 
 
-class InstanceRecorder:
-    """Records spooled instances, one transaction at a time per process.
+@dataclass
+class _Record:
+    """One spooled instance waiting for its row; ``done`` is set once it is committed or refused."""
 
-    Association threads queue on a Python lock instead of on SQLite's busy handler, whose growing
-    sleeps made four associations no faster than one.
+    received: ReceivedInstance
+    spool_path: str
+    size: int
+    calling_ae: str
+    budget_bytes: int
+    done: threading.Event = field(default_factory=threading.Event)
+    error: InstanceRejected | None = None
+
+
+class InstanceRecorder:
+    """Records spooled instances, with one writer thread per process that commits them in groups.
+
+    Every association thread hands its instance to the writer and waits for the commit, so nothing
+    is acknowledged before its row is durable. While one transaction commits (an fsync), the
+    instances of the other associations queue up and go into the next transaction together: one
+    commit, one fsync, for as many instances as arrived meanwhile (group commit). With a single
+    association it is one instance per transaction, as before. Writing from one thread also keeps
+    association threads off SQLite's busy handler, whose growing sleeps made four associations no
+    faster than one. The per-series decoded budget is checked in the same transaction as the insert,
+    so two associations of one series cannot both pass it on a stale sum. It bounds what a series
+    grows to by new instances: a resend of a recorded instance has already replaced that instance's
+    file when it is checked, so it is recorded whatever it decodes to (a budget it takes the series
+    past refuses the next new instance).
     """
 
-    def __init__(self, sessions: sessionmaker[Session], spool_dir: Path) -> None:
+    def __init__(self, sessions: sessionmaker[Session], spool_dir: Path, max_group: int = 64) -> None:
         self._sessions = sessions
         self.spool_dir = spool_dir
-        self._lock = threading.Lock()
+        self._max_group = max_group
+        self._pending: queue.SimpleQueue[_Record] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write_forever, name="instance-recorder", daemon=True)
+        self._writer.start()
 
-    def check_series_budget(self, received: ReceivedInstance, budget_bytes: int) -> None:
-        """Refuse an instance that would take its series past ``budget_bytes`` of decoded pixels.
+    def record(
+        self, received: ReceivedInstance, spool_path: str, size: int, calling_ae: str, budget_bytes: int
+    ) -> None:
+        """Record the instance durably (the commit fsyncs); returns once committed.
 
-        Checked before the write; concurrent associations of one series may overshoot by what they
-        have in flight (at most max_associations instances).
+        Raises :class:`DecodedSizeExceeded` when the series would pass ``budget_bytes`` of decoded
+        pixels (nothing recorded), :class:`RecordFailed` when the database cannot record it.
         """
-        if not received.decoded_bytes:
-            return
-        try:
-            with self._sessions() as session:
-                held = series_decoded_bytes(session, received.series_instance_uid, received.sop_instance_uid)
-        except SQLAlchemyError as exc:
-            raise RecordFailed("the database could not be read; retry later") from exc
-        total = held + received.decoded_bytes
-        if total > budget_bytes:
-            raise DecodedSizeExceeded(f"the series would decode to {total} bytes, past max_series_decoded_mb")
+        pending = _Record(received, spool_path, size, calling_ae, budget_bytes)
+        self._pending.put(pending)
+        pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
 
-    def record(self, received: ReceivedInstance, spool_path: str, size: int, calling_ae: str) -> None:
-        """Record the instance (durably: the commit fsyncs); a copy it replaced is deleted after."""
+    def _write_forever(self) -> None:
+        while True:
+            group = [self._pending.get()]
+            while len(group) < self._max_group:
+                try:
+                    group.append(self._pending.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._write(group)
+            except Exception:  # noqa: BLE001 - the writer must outlive any one group; each waiter is answered
+                log.exception("recording %d instance(s) failed unexpectedly", len(group))
+                for pending in group:
+                    pending.error = pending.error or RecordFailed("the instance could not be recorded")
+            finally:
+                for pending in group:
+                    pending.done.set()
+
+    def _write(self, group: list[_Record]) -> None:
+        replaced: list[str] = []
         try:
-            with self._lock, self._sessions.begin() as session:
-                replaced = record_instance(session, received, spool_path, size, calling_ae, datetime.now(UTC))
+            with self._sessions.begin() as session:
+                now = datetime.now(UTC)
+                for pending in group:
+                    received = pending.received
+                    if received.decoded_bytes and not instance_recorded(session, received.sop_instance_uid):
+                        held = series_decoded_bytes(
+                            session, received.series_instance_uid, received.sop_instance_uid
+                        )
+                        total = held + received.decoded_bytes
+                        if total > pending.budget_bytes:
+                            pending.error = DecodedSizeExceeded(
+                                f"the series would decode to {total} bytes, past max_series_decoded_mb"
+                            )
+                            continue
+                    old_path = record_instance(
+                        session, received, pending.spool_path, pending.size, pending.calling_ae, now
+                    )
+                    if old_path is not None:
+                        replaced.append(old_path)
+                        log.info(
+                            "instance %s re-filed under series %s",
+                            received.sop_instance_uid,
+                            received.series_instance_uid,
+                        )
         except SQLAlchemyError as exc:
-            log.error("instance spooled but not recorded: %s", type(exc).__name__)
-            raise RecordFailed("the database could not record the instance; retry later") from exc
-        if replaced is not None:
-            self.spool_dir.joinpath(replaced).unlink(missing_ok=True)
-            log.info(
-                "instance %s re-filed under series %s",
-                received.sop_instance_uid,
-                received.series_instance_uid,
-            )
+            log.error("%d instance(s) spooled but not recorded: %s", len(group), type(exc).__name__)
+            for pending in group:
+                pending.error = RecordFailed("the database could not record the instance; retry later")
+            return
+        for path in replaced:  # only once the rows that no longer name them are committed
+            self.spool_dir.joinpath(path).unlink(missing_ok=True)
 
 
 def ingest_instance(
@@ -82,7 +148,6 @@ def ingest_instance(
     """
     check_free_space(settings.spool_dir, settings.min_free_disk_mb)
     received = validate_instance(encoded, settings, command_sop_class, command_sop_instance)
-    recorder.check_series_budget(received, settings.max_series_decoded_mb * 1024 * 1024)
     target = instance_path(
         settings.spool_dir,
         received.study_instance_uid,
@@ -90,5 +155,10 @@ def ingest_instance(
         received.sop_instance_uid,
     )
     size = write_durably(target, [encoded])
-    recorder.record(received, str(target.relative_to(settings.spool_dir)), size, calling_ae)
+    budget = settings.max_series_decoded_mb * 1024 * 1024
+    try:
+        recorder.record(received, str(target.relative_to(settings.spool_dir)), size, calling_ae, budget)
+    except DecodedSizeExceeded:
+        target.unlink(missing_ok=True)  # a new instance (a resend is never refused): no row names it
+        raise
     return received

@@ -3,15 +3,19 @@ the API and the worker process can share one file."""
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# pg_advisory_lock's key for schema upgrades ("qcgate02"; the sweeper leader uses "qcgate01").
+MIGRATION_LOCK_KEY = 0x7163676174653032
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -46,9 +50,34 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def upgrade_database(url: str) -> None:
-    """Bring the schema to the newest Alembic revision; safe to call from every process at start."""
+    """Bring the schema to the newest Alembic revision; safe to call from every process at start.
+
+    Processes started together (``scp`` and ``api``, or replicas) used to race: both saw an empty
+    schema and the second failed with "table already exists". One upgrade at a time now, under a
+    lock of the database's own kind; the later ones find the schema current and do nothing.
+    """
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        database = Path(url.removeprefix("sqlite:///"))
+        database.parent.mkdir(parents=True, exist_ok=True)
+        with database.with_name(database.name + ".migrate-lock").open("ab") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            _upgrade(url)
+        return
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            connection.commit()
+            try:
+                _upgrade(url)
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                connection.commit()
+    finally:
+        engine.dispose()
+
+
+def _upgrade(url: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

@@ -136,6 +136,12 @@ def _changed(series: Series, now: datetime, instance_count_change: int = 0) -> N
     series.status_reason = ""
 
 
+def instance_recorded(session: Session, sop_instance_uid: str) -> bool:
+    return (
+        session.scalar(select(Instance.id).where(Instance.sop_instance_uid == sop_instance_uid)) is not None
+    )
+
+
 def series_decoded_bytes(session: Session, series_uid: str, excluding_sop: str) -> int:
     """What the series' recorded instances decode to, but for ``excluding_sop`` (a resend replaces it)."""
     total = session.scalar(

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from qcgate.assessment.pipeline import assess_series, failed_assessment
 from qcgate.assessment.verdict import severity_word
-from qcgate.core.observability import instruments
+from qcgate.core.observability import instruments, station_label
 from qcgate.core.settings import Settings
 from qcgate.delivery.publish import discard_reports, issue_reports, record_publication
 from qcgate.metrics.base import MetricSuite
@@ -54,6 +54,7 @@ def assess_queued_series(context: WorkerContext, series_id: int) -> Assessed:
         if series is None:
             return Assessed("skipped")
         revision, last_received_at, token = series.revision, series.last_received_at, series.lease_token
+        station = station_label(settings, series.station_name)
         assert token is not None  # the claim just set it
         files = [
             settings.spool_dir / path
@@ -97,10 +98,10 @@ def assess_queued_series(context: WorkerContext, series_id: int) -> Assessed:
     metrics.assessment_seconds.observe(elapsed)
     metrics.receive_to_result_seconds.observe((finished_at - last_received_at).total_seconds())
     metrics.series_assessed.labels(
-        flag=assessment.flag.value if assessment.flag else assessment.outcome.value
+        flag=assessment.flag.value if assessment.flag else assessment.outcome.value, station=station
     ).inc()
     if document.quality is not None:
-        metrics.series_quality.observe(document.quality)
+        metrics.series_quality.labels(station=station).observe(document.quality)
     for finding in document.findings:
         metrics.findings.labels(
             kind=finding.kind, severity=severity_word(finding.severity, settings.verdict_limits)

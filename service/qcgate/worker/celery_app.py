@@ -6,14 +6,22 @@ Scale path: ``QCGATE_BROKER_URL=redis://...``. The database is the outbox: a ser
 queued before its task is sent, and the sweeper re-sends series whose task was lost, so the broker
 never holds the only copy of anything. Delivery jobs work the same way, on their own queue
 (``qcgate.delivery``) so that a dedicated worker can take them on the scale path.
+
+Worker kinds (``qcgate worker --kind``): a ``cpu`` worker (the default) consumes ``qcgate`` and
+``qcgate.delivery`` with the solo or prefork pool; a ``gpu`` worker consumes ``qcgate.gpu`` alone,
+one process assessing ``gpu_worker_threads`` series at once on the threads pool, its learned metrics
+batched across those series (:mod:`qcgate.metrics.batching`). Assessments go to ``qcgate.gpu`` only
+when ``gpu_queue_enabled`` is set (Celery's ``task_routes``), so a deployment without GPU workers
+routes, and works, exactly as before.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from celery import Celery
 from celery.signals import worker_process_init
@@ -31,6 +39,9 @@ ASSESS_TASK = "qcgate.assess_series"
 DELIVER_TASK = "qcgate.deliver"
 QUEUE = "qcgate"
 DELIVERY_QUEUE = "qcgate.delivery"
+GPU_QUEUE = "qcgate.gpu"
+WorkerKind = Literal["cpu", "gpu"]
+WORKER_KINDS: tuple[WorkerKind, ...] = ("cpu", "gpu")
 # Tasks are idempotent (a claim in the database), so late acks are safe; only transient errors retry.
 _TASK_OPTIONS: dict[str, Any] = {
     "acks_late": True,
@@ -58,22 +69,25 @@ def _broker_options(settings: Settings) -> dict[str, Any]:
 
 
 class _WorkerRuntime:
-    """The worker's database sessions and metric suites, built once per worker process."""
+    """The worker's database sessions and metric suites, built once per worker process (a ``gpu``
+    worker's threads share them, and its metrics' batchers)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, kind: WorkerKind) -> None:
         self._settings = settings
+        self.kind = kind
         self._context: WorkerContext | None = None
+        self._lock = threading.Lock()
 
     def context(self) -> WorkerContext:
-        if self._context is None:
-            from qcgate.metrics.registry import load_suites
-            from qcgate.store.database import create_database_engine, session_factory
+        with self._lock:
+            if self._context is None:
+                from qcgate.metrics.registry import load_suites
+                from qcgate.store.database import create_database_engine, session_factory
 
-            engine = create_database_engine(self._settings.effective_database_url)
-            self._context = WorkerContext(
-                self._settings, session_factory(engine), load_suites(self._settings)
-            )
-        return self._context
+                engine = create_database_engine(self._settings.effective_database_url)
+                suites = load_suites(self._settings, batched=self.kind == "gpu")
+                self._context = WorkerContext(self._settings, session_factory(engine), suites)
+            return self._context
 
     def warm(self, **_: Any) -> None:
         """Build the context when the worker starts, not on its first series (ONNX sessions are slow),
@@ -89,8 +103,22 @@ class _WorkerRuntime:
             log.exception("SR builder warm-up failed; reports will fail the same way")
 
 
-def create_celery(settings: Settings) -> Celery:
-    """One Celery app per process, configured from settings; also registers the task."""
+def worker_kind(name: str) -> WorkerKind:
+    """``name`` as a worker kind (``cpu`` or ``gpu``)."""
+    for kind in WORKER_KINDS:
+        if kind == name:
+            return kind
+    raise ValueError(f'Argument "kind" must be one of {", ".join(WORKER_KINDS)}, not {name!r}.')
+
+
+def assessment_queue(settings: Settings) -> str:
+    """Where assessments go: the gpu workers' queue when they are deployed, else the one queue."""
+    return GPU_QUEUE if settings.gpu_queue_enabled else QUEUE
+
+
+def create_celery(settings: Settings, *, kind: WorkerKind = "cpu") -> Celery:
+    """One Celery app per process, configured from settings; also registers the tasks. ``kind`` is
+    what a worker process built on this app runs as (senders ignore it)."""
     app = Celery("qcgate", broker=settings.effective_broker_url, set_as_current=False)
     if settings.effective_broker_url.startswith("filesystem"):
         app.conf.broker_transport = file_broker.Transport
@@ -104,8 +132,9 @@ def create_celery(settings: Settings) -> Celery:
         worker_enable_remote_control=False,
         worker_hijack_root_logger=False,
         task_default_queue=QUEUE,
+        task_routes={ASSESS_TASK: {"queue": assessment_queue(settings)}},
     )
-    runtime = _WorkerRuntime(settings)
+    runtime = _WorkerRuntime(settings, kind)
     app.qcgate_runtime = runtime
 
     @app.task(name=ASSESS_TASK, **_TASK_OPTIONS)
@@ -122,15 +151,20 @@ def create_celery(settings: Settings) -> Celery:
     return app
 
 
-def worker_argv(settings: Settings) -> list[str]:
-    """Solo pool for one process: nothing to fork, and a clean warm shutdown on SIGTERM."""
-    pool = "solo" if settings.worker_concurrency == 1 else "prefork"
+def worker_argv(settings: Settings, kind: WorkerKind = "cpu") -> list[str]:
+    """cpu: solo pool for one process (nothing to fork, a clean warm shutdown on SIGTERM), prefork
+    for more. gpu: one process, threads that share its sessions and batchers, its own queue."""
+    if kind == "gpu":
+        queues, pool, concurrency = GPU_QUEUE, "threads", settings.gpu_worker_threads
+    else:
+        queues, concurrency = f"{QUEUE},{DELIVERY_QUEUE}", settings.worker_concurrency
+        pool = "solo" if concurrency == 1 else "prefork"
     return [
         "worker",
         "--loglevel=INFO",
-        f"--queues={QUEUE},{DELIVERY_QUEUE}",
+        f"--queues={queues}",
         f"--pool={pool}",
-        f"--concurrency={settings.worker_concurrency}",
+        f"--concurrency={concurrency}",
         "--without-mingle",
         "--without-gossip",
         "--without-heartbeat",
@@ -138,16 +172,20 @@ def worker_argv(settings: Settings) -> list[str]:
 
 
 def run_celery_worker(app: Celery, settings: Settings) -> None:
+    """Run a worker of the kind ``app`` was created for; its suites are built before the first task."""
     runtime: _WorkerRuntime = app.qcgate_runtime
-    if settings.worker_concurrency == 1:
-        runtime.warm()
+    if runtime.kind == "gpu" or settings.worker_concurrency == 1:
+        runtime.warm()  # one process: built here, shared by the gpu worker's threads
     else:
         worker_process_init.connect(runtime.warm, weak=False)
-    app.worker_main(worker_argv(settings))
+    argv = worker_argv(settings, runtime.kind)
+    log.info("%s worker: %s", runtime.kind, " ".join(argv[2:5]))  # its queues, pool and concurrency
+    app.worker_main(argv)
 
 
 def enqueue_assessment(app: Celery, series_id: int) -> None:
-    app.send_task(ASSESS_TASK, args=[series_id], queue=QUEUE)
+    """The queue comes from ``task_routes`` (:func:`assessment_queue`)."""
+    app.send_task(ASSESS_TASK, args=[series_id])
 
 
 def enqueue_delivery(app: Celery, job_id: int) -> None:

@@ -5,7 +5,9 @@ their task. A series left ``queued`` longer than ``requeue_after_s`` (broker dow
 lost) is sent again, and so is a ``processing`` series whose worker's lease lapsed (worker killed or
 timed out; :mod:`qcgate.worker.lease`); the worker's claim makes duplicates harmless. The
 same loop relays due delivery jobs (:mod:`qcgate.worker.relay`) and, every
-``retention_interval_s``, applies retention (:mod:`qcgate.store.retention`).
+``retention_interval_s``, applies retention (:mod:`qcgate.store.retention`). However many sweepers
+run (one per receiver, or ``qcgate sweeper`` replicas), only the leader
+(:mod:`qcgate.worker.leadership`) sweeps.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from qcgate.core.settings import Settings
 from qcgate.store.repository import queue_quiet_series, requeue_stuck_series
 from qcgate.store.retention import apply_retention
 from qcgate.worker.celery_app import enqueue_assessments
+from qcgate.worker.leadership import SweeperLeadership
 from qcgate.worker.relay import relay_due_deliveries
 
 log = logging.getLogger(__name__)
@@ -49,16 +52,19 @@ def sweep_once(settings: Settings, sessions: sessionmaker[Session], app: Celery)
 
 
 class CompletionSweeper(threading.Thread):
-    """Runs :func:`sweep_once` every ``sweep_interval_s`` until :meth:`stop`."""
+    """Runs :func:`sweep_once` every ``sweep_interval_s`` while it leads, until :meth:`stop`."""
 
     def __init__(self, settings: Settings, sessions: sessionmaker[Session], app: Celery) -> None:
         super().__init__(name="completion-sweeper", daemon=True)
         self._settings, self._sessions, self._app = settings, sessions, app
         self._stopping = threading.Event()
+        self.leadership = SweeperLeadership(settings)
 
     def run(self) -> None:
         retained_at = float("-inf")
         while not self._stopping.wait(self._settings.sweep_interval_s):
+            if not self.leadership.held():
+                continue
             try:
                 sweep_once(self._settings, self._sessions, self._app)
                 relay_due_deliveries(self._settings, self._sessions, self._app)
@@ -67,6 +73,10 @@ class CompletionSweeper(threading.Thread):
                     retain(self._settings, self._sessions)
             except SQLAlchemyError as exc:
                 log.warning("completion sweep skipped, database unavailable: %s", type(exc).__name__)
+        self.leadership.release()
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop after the sweep in progress and give the lead up, so another sweeper takes over."""
         self._stopping.set()
+        if self.is_alive():
+            self.join(timeout_s)
