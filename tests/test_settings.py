@@ -37,6 +37,8 @@ def test_bad_values_and_missing_config_are_refused(tmp_path: Path, monkeypatch: 
         get_settings(ae_title="A" * 17)
     with pytest.raises(ValidationError, match="no_such_setting"):
         get_settings(no_such_setting=1)
+    with pytest.raises(ValidationError, match="receiver_processes above 1 share one DICOM port"):
+        get_settings(receiver_processes=2, dicom_port=0)
     monkeypatch.setenv("QCGATE_CONFIG", str(tmp_path / "missing.yaml"))
     with pytest.raises(FileNotFoundError, match="missing.yaml"):
         get_settings()

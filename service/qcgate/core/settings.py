@@ -371,6 +371,12 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _shared_port_is_a_fixed_port(self) -> Settings:
+        if self.receiver_processes > 1 and self.dicom_port == 0:
+            raise ValueError("receiver_processes above 1 share one DICOM port: set dicom_port (not 0)")
+        return self
+
+    @model_validator(mode="after")
     def _rules_name_configured_targets(self) -> Settings:
         check_rule_targets(self.routing_rules, self.destinations, self.webhooks)
         return self
