@@ -73,7 +73,9 @@ bench-quality: install-dev
 	$(BIN)/python -m qcgate.bench.quality --out bench/out/quality
 
 # Retrain and re-export every shipped model from scratch (about an hour on 2 CPU cores).
+# The training stack pinned (models/constraints.txt) so that a fresh machine rebuilds the shipped models.
 models: install-dev
+	$(BIN)/pip install --quiet -c models/constraints.txt numpy scipy scikit-image torch onnx onnxscript onnxconverter-common onnxruntime pydicom
 	$(BIN)/python -m qcgate.models.release
 
 clean:
