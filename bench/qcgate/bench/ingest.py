@@ -58,6 +58,7 @@ GOALS = {
     ("dcmtk", 4): 0.2,
     ("orthanc", 4): 1.5,
 }
+WARMUP_ATTEMPTS = 3
 BARE_GOAL = 0.9  # qcgate-pN against bare-pN, every association count
 
 
@@ -143,7 +144,13 @@ def orthanc_receiver(directory: Path) -> Iterator[Receiver]:
 def qcgate_receiver(data_dir: Path, processes: int) -> Iterator[Receiver]:
     """``qcgate scp`` with scoring kept out of the way (an hour's quiet period)."""
     with running_qcgate(
-        "scp", data_dir, quiet_period_s="3600", requeue_after_s="7200", receiver_processes=str(processes)
+        "scp",
+        data_dir,
+        quiet_period_s="3600",
+        requeue_after_s="7200",
+        receiver_processes=str(processes),
+        max_associations_per_address="64",  # every sender is 127.0.0.1 here
+        max_associations="64",
     ) as gate:
         time.sleep(1.0 * (processes - 1))  # the extra receivers start after the first answers
         yield Receiver(
@@ -181,7 +188,15 @@ def measure(
     """
     groups = split_evenly(series.paths, associations)
     with _receiver(name, scratch) as receiver:
-        send_concurrently(receiver.port, [warmup.paths])
+        for attempt in range(1, WARMUP_ATTEMPTS + 1):  # untimed: a receiver still starting may refuse it
+            try:
+                send_concurrently(receiver.port, [warmup.paths])
+                break
+            except RuntimeError as exc:
+                progress(f"{name}: warm-up attempt {attempt} failed: {exc}")
+                if attempt == WARMUP_ATTEMPTS:
+                    raise
+                time.sleep(1)
         cpu_before = None if receiver.group is None else group_cpu_seconds(receiver.group)
         seconds = send_concurrently(receiver.port, groups)
         cpu = None if receiver.group is None else group_cpu_seconds(receiver.group) - cpu_before

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from qcgate.core.errors import DecodedSizeExceeded, InstanceRejected, RecordFailed
 from qcgate.core.settings import Settings
 from qcgate.receiver.validation import validate_instance
+from qcgate.store.instance_rows import FastRecord, record_new_instance
 from qcgate.store.repository import (
     ReceivedInstance,
     instance_recorded,
@@ -98,33 +99,47 @@ class InstanceRecorder:
                 for pending in group:
                     pending.done.set()
 
+    def _record_one(self, session: Session, pending: _Record, now: datetime) -> str | None:
+        """Record one instance in the group's transaction; returns a spool path it no longer uses."""
+        received = pending.received
+        outcome, total = record_new_instance(
+            session, received, pending.spool_path, pending.size, now, pending.budget_bytes
+        )
+        if outcome is FastRecord.NOT_NEW:  # a new series or a resend: the general path
+            if received.decoded_bytes and not instance_recorded(session, received.sop_instance_uid):
+                held = series_decoded_bytes(session, received.series_instance_uid, received.sop_instance_uid)
+                total = held + received.decoded_bytes
+                if total > pending.budget_bytes:
+                    outcome = FastRecord.OVER_BUDGET
+            if outcome is FastRecord.NOT_NEW:
+                old_path = record_instance(
+                    session, received, pending.spool_path, pending.size, pending.calling_ae, now
+                )
+                session.flush()  # the next instance's plain SQL must see these rows
+                if old_path is not None:
+                    log.info(
+                        "instance %s re-filed under series %s",
+                        received.sop_instance_uid,
+                        received.series_instance_uid,
+                    )
+                return old_path
+        if outcome is FastRecord.RECORDED:
+            session.expire_all()  # a series object loaded earlier in this group now holds old counts
+        if outcome is FastRecord.OVER_BUDGET:
+            pending.error = DecodedSizeExceeded(
+                f"the series would decode to {total} bytes, past max_series_decoded_mb"
+            )
+        return None
+
     def _write(self, group: list[_Record]) -> None:
         replaced: list[str] = []
         try:
             with self._sessions.begin() as session:
                 now = datetime.now(UTC)
                 for pending in group:
-                    received = pending.received
-                    if received.decoded_bytes and not instance_recorded(session, received.sop_instance_uid):
-                        held = series_decoded_bytes(
-                            session, received.series_instance_uid, received.sop_instance_uid
-                        )
-                        total = held + received.decoded_bytes
-                        if total > pending.budget_bytes:
-                            pending.error = DecodedSizeExceeded(
-                                f"the series would decode to {total} bytes, past max_series_decoded_mb"
-                            )
-                            continue
-                    old_path = record_instance(
-                        session, received, pending.spool_path, pending.size, pending.calling_ae, now
-                    )
+                    old_path = self._record_one(session, pending, now)
                     if old_path is not None:
                         replaced.append(old_path)
-                        log.info(
-                            "instance %s re-filed under series %s",
-                            received.sop_instance_uid,
-                            received.series_instance_uid,
-                        )
         except SQLAlchemyError as exc:
             log.error("%d instance(s) spooled but not recorded: %s", len(group), type(exc).__name__)
             for pending in group:
