@@ -154,3 +154,30 @@ def test_an_instance_sent_again_under_another_series_is_refiled_there(
         assert session.scalar(select(Series.id).where(Series.instance_count < 0)) is None
     files = sorted(settings.spool_dir.rglob("*.dcm"))
     assert len(files) == 2, "the old copy is gone, no orphan"
+
+
+def test_one_group_commit_mixes_new_series_known_series_and_resends(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """One transaction holding a new series (the ORM path), new instances of it (plain SQL) and a
+    resend (the ORM path again) counts every instance once and a revision per change."""
+    from qcgate.receiver.ingest import _Record
+    from qcgate.receiver.validation import validate_instance
+
+    first, second = encoded_series(3), encoded_series(2)
+    received = [validate_instance(encoded, settings) for encoded in [*first, *second, first[0]]]
+    recorder = InstanceRecorder(sessions, settings.spool_dir)
+    group = [_Record(item, f"p/{n}", 10, "MR1", 1 << 40) for n, item in enumerate(received)]
+    recorder._write(group)
+    assert [pending.error for pending in group] == [None] * len(group)
+    with sessions() as session:
+        counts = {
+            uid: (count, revision)
+            for uid, count, revision in session.execute(
+                select(Series.series_instance_uid, Series.instance_count, Series.revision)
+            )
+        }
+        paths = dict(session.execute(select(Instance.sop_instance_uid, Instance.spool_path)).all())
+    assert counts == {received[0].series_instance_uid: (3, 4), received[3].series_instance_uid: (2, 2)}
+    assert paths[received[0].sop_instance_uid] == "p/5", "the resend's copy is the one recorded"
+    assert len(paths) == 5
