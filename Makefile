@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: install install-dev peers run test test-fast lint fuzz chaos bench bench-ingest bench-e2e bench-delivery bench-learned bench-quality models clean
+.PHONY: install install-dev peers run test test-fast lint fuzz chaos bench bench-ingest bench-e2e bench-delivery bench-learned bench-page bench-quality models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ bench-delivery: install-dev peers
 
 bench-learned: install-dev
 	$(BIN)/python -m qcgate.bench.learned
+
+# The QC page's server time: worklist over 10,000 series, mosaic of a 176-slice series (docs/page.md).
+bench-page: install-dev
+	$(BIN)/python -m qcgate.bench.page
 
 bench-quality: install-dev
 	$(BIN)/python -m qcgate.bench.quality --out bench/out/quality

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install and start what the tests talk to: DCMTK, dicom3tools, Orthanc, Redis, PostgreSQL, Prometheus.
+# Install and start what the tests talk to: DCMTK, dicom3tools, Orthanc, Redis, PostgreSQL, Prometheus,
+# chromium.
 # Idempotent: installs only what is missing, starts only what is not answering.
 set -euo pipefail
 
@@ -15,6 +16,9 @@ command -v go >/dev/null || need+=(golang-go)
 [ -d /usr/share/gocode/src/github.com/Masterminds/sprig ] || need+=(golang-github-masterminds-sprig-dev)
 [ -d /usr/share/gocode/src/gopkg.in/yaml.v2 ] || need+=(golang-gopkg-yaml.v2-dev)
 [ -d /usr/share/gocode/src/gopkg.in/yaml.v3 ] || need+=(golang-gopkg-yaml.v3-dev)
+# The QC page is tested in a real browser (tests/test_page_browser.py): Debian's chromium and its driver.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   echo "peers: installing ${need[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -190,3 +190,33 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
     """A webhook endpoint with a fresh secret (``webhook_receiver.secret``) at ``webhook_receiver.url``."""
     with WebhookReceiver(secrets.token_hex(16)) as receiver:
         yield receiver
+
+
+@pytest.fixture(scope="module")
+def page_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seeded store of real DICOM files for the page and image tests (``tests/page_store.py``),
+    made once per module and copied for each app."""
+    from qcgate.core.settings import get_settings
+    from tests.page_store import seed_page_store
+
+    settings = get_settings(data_dir=tmp_path_factory.mktemp("page-template"))
+    seed_page_store(settings)
+    return settings.data_dir
+
+
+@pytest.fixture
+def make_app(
+    page_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Any]]:
+    """``make_app(**settings)``: the API and page on a fresh copy of the seeded store; closed after."""
+    from tests.page_store import PageApp, page_app
+
+    made: list[PageApp] = []
+
+    def make(**overrides: Any) -> PageApp:
+        made.append(page_app(page_template, tmp_path / f"data-{len(made)}", monkeypatch, **overrides))
+        return made[-1]
+
+    yield make
+    for app in made:
+        app.close()

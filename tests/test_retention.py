@@ -125,6 +125,10 @@ def test_old_finished_pixels_go_and_everything_else_stays(
     receiving = make_series(settings, sessions, 3, age_days=50, finish=False)
     delivering = make_series(settings, sessions, 4, age_days=45)
     add_job(sessions, delivering, DeliveryState.PENDING, age_days=45)
+    for number in (1, 2):  # the page rendered both: PNGs of their pixels
+        rendered = settings.image_cache_dir / series_uid(number) / "r1" / "mosaic.png"
+        rendered.parent.mkdir(parents=True)
+        rendered.write_bytes(b"png")
 
     dry = apply_retention(settings, sessions, NOW, dry_run=True)
     assert dry.pixels == {old: "older than 30 days"}
@@ -135,6 +139,8 @@ def test_old_finished_pixels_go_and_everything_else_stays(
     assert done.pixels == dry.pixels
     assert spooled(settings, 1) == []
     assert not (settings.spool_dir / STUDY / series_uid(1)).exists(), "its directory went too"
+    assert not (settings.image_cache_dir / series_uid(1)).exists(), "rendered pixels went with the pixels"
+    assert (settings.image_cache_dir / series_uid(2)).exists()
     assert [len(spooled(settings, n)) for n in (2, 3, 4)] == [2, 2, 2]
     with sessions() as session:
         pruned = session.get_one(Series, old)

@@ -10,8 +10,14 @@ from fastapi import Depends, FastAPI, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from qcgate.api import deliveries, destinations, health, reports, series, studies
+from qcgate.api import images as images_api
+from qcgate.api import limits as limits_api
+from qcgate.api import pairs as pairs_api
+from qcgate.api import reviews as reviews_api
+from qcgate.api import trends as trends_api
 from qcgate.api.deps import require_token
 from qcgate.api.problems import install_problem_handlers
+from qcgate.api.web.routes import install_page
 from qcgate.core import __version__
 from qcgate.core.settings import Settings
 from qcgate.worker.leadership import SweeperLeadership
@@ -57,4 +63,10 @@ def create_app(
     app.include_router(health.router)
     for router in (series.router, studies.router, reports.router, deliveries.router, destinations.router):
         app.include_router(router, dependencies=[Depends(require_token)])
+    app.include_router(trends_api.router, dependencies=[Depends(require_token)])  # issue 14: trends, drift
+    app.include_router(pairs_api.router, dependencies=[Depends(require_token)])  # issue 14: pairwise ranking
+    app.include_router(images_api.router, dependencies=[Depends(require_token)])  # issue 14: pixels
+    install_page(app)  # issue 14: the QC page at /
+    app.include_router(reviews_api.router, dependencies=[Depends(require_token)])  # issue 14: reviews
+    app.include_router(limits_api.router, dependencies=[Depends(require_token)])  # issue 14: site limits
     return app

@@ -119,13 +119,18 @@ def _provenance(
     thresholds: Mapping[str, Threshold],
     verdict_model: VerdictModel,
     limits: VerdictLimits,
+    limits_source: str,
+    extra: Mapping[str, Any],
 ) -> dict[str, Any]:
     return {
         "software_version": __version__,
         "metric_versions": {suite.name: suite.version for suite in suites},
         "algorithms": [asdict(suite.algorithm) for suite in suites if suite.algorithm is not None],
         "thresholds": {name: threshold.model_dump() for name, threshold in thresholds.items()},
-        "verdict": {"model": model_identity(verdict_model), "limits": limits.model_dump()},
+        # limits_source only where the limits are not the settings' verdict_limits (results as before)
+        "verdict": {"model": model_identity(verdict_model), "limits": limits.model_dump()}
+        | ({"limits_source": limits_source} if limits_source != "settings" else {}),
+        **extra,
     }
 
 
@@ -174,17 +179,21 @@ def assess_series(
     limits: VerdictLimits | None = None,
     series_filter: SeriesFilter | None = None,
     verdict_model: VerdictModel | None = None,
+    limits_source: str = "settings",
+    provenance_extra: Mapping[str, Any] | None = None,
 ) -> SeriesAssessment:
     """Assess one series' instances; not-assessable series come back as such, never as an exception.
 
     The flag is the worse of the verdict's (``limits``; the shipped verdict model unless one is given)
     and the site's per-metric ``thresholds`` (none by default). Instances ``series_filter`` rules out
     (derived maps, localizers, high-b diffusion) are not judged; a series of nothing else is
-    ``not_assessable`` with the reason.
+    ``not_assessable`` with the reason. ``limits_source`` says where ``limits`` came from (settings,
+    pinned, or the version of the site limits learned from reviews); ``provenance_extra`` adds the
+    caller's own facts (the worker: report-only mode) to the provenance.
     """
     limits = limits or VerdictLimits()
     verdict_model = verdict_model or shipped_verdict_model()
-    provenance = _provenance(suites, thresholds, verdict_model, limits)
+    provenance = _provenance(suites, thresholds, verdict_model, limits, limits_source, provenance_extra or {})
     series_filter = series_filter or SeriesFilter()
     try:
         datasets, excluded = assessable_instances(read_datasets(paths), series_filter)

@@ -1,4 +1,4 @@
-"""``qcgate`` command line: serve (all in one), scp, api, worker, sweeper, migrate, score and demo.
+"""``qcgate`` command line: serve (all in one), scp, api, worker, sweeper, migrate, score, calibrate, demo.
 
 Flags are written into the ``QCGATE_*`` environment before settings are built, so they take
 precedence over the YAML file and reach the worker process that ``serve`` starts.
@@ -81,6 +81,12 @@ def _run_score(args: argparse.Namespace) -> int:
     return score_paths(args.paths, as_json=args.json)
 
 
+def _run_calibrate(args: argparse.Namespace) -> int:
+    from qcgate.cli.calibrate import calibrate
+
+    return calibrate(args.apply, args.min_count, args.json)
+
+
 def _run_prune(args: argparse.Namespace) -> int:
     from qcgate.cli.processes import prune
 
@@ -143,6 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--json", action="store_true", help="one JSON object per line (the REST schema)")
     score.add_argument("--config", type=Path, help="YAML settings file (thresholds)")
     score.set_defaults(runner=_run_score)
+    calibrate = commands.add_parser(
+        "calibrate", help="propose per-protocol verdict limits from people's reviews, or apply a proposal"
+    )
+    calibrate.add_argument("--apply", type=int, metavar="PROPOSAL_ID", help="put this proposal in force")
+    calibrate.add_argument(
+        "--min-count", type=int, default=20, help="reviews a protocol needs for its own fit"
+    )
+    calibrate.add_argument("--json", action="store_true", help="the proposal as one JSON object")
+    calibrate.add_argument("--config", type=Path, help="YAML settings file")
+    calibrate.add_argument("--data-dir", type=Path, help="spool, database and broker folder (./qcgate-data)")
+    calibrate.set_defaults(runner=_run_calibrate)
     prune = commands.add_parser("prune", help="apply retention now: prune old pixels, expire old results")
     prune.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     prune.set_defaults(runner=_run_prune)

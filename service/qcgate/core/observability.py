@@ -58,6 +58,7 @@ class Instruments:
     delivery_dead_letters: Counter
     delivery_seconds: Histogram
     result_to_delivery_seconds: Histogram
+    reviews: Counter
 
 
 _creation_lock = threading.Lock()
@@ -140,6 +141,8 @@ def _create_instruments() -> Instruments:
             ["action"],
             buckets=LATENCY_BUCKETS,
         ),
+        # verdict: acceptable or non_diagnostic (a person's review of a series).
+        reviews=Counter("qcgate_reviews_total", "Reviews people recorded, by their verdict.", ["verdict"]),
     )
 
 
@@ -150,6 +153,12 @@ def station_label(settings: Settings, station_name: str) -> str:
     new time series without bound, so only the site's configured stations get their own.
     """
     return station_name if station_name in settings.metric_stations else OTHER_STATION
+
+
+def protocol_label(settings: Settings, protocol: str) -> str:
+    """The ``protocol`` label: the protocol when ``metric_protocols`` lists it, else ``other``
+    (ProtocolName and SeriesDescription are free text, as StationName is)."""
+    return protocol if protocol in settings.metric_protocols else OTHER_STATION
 
 
 def instruments() -> Instruments:

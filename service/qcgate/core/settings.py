@@ -116,6 +116,7 @@ class Role(enum.StrEnum):
 
     READ = "read"  # results: series, flags, metrics, deliveries (no patient data)
     IMAGES = "images"  # also report files and pixels, which carry patient data
+    REVIEW = "review"  # also record a person's review of a series (acceptable / non-diagnostic)
     OPERATE = "operate"  # also rescore, retry deliveries, C-ECHO destinations
     ADMIN = "admin"  # everything
 
@@ -289,9 +290,27 @@ class Settings(BaseSettings):
         description="StationNames that get their own `station` label on the assessment metrics;"
         " every other station counts as `other`.",
     )
+    metric_protocols: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Protocols (ProtocolName, else SeriesDescription) that get their own `protocol` label on"
+        " qcgate_quality_drift; every other protocol counts as `other`.",
+    )
+    drift_baseline_series: int = Field(
+        40,
+        ge=5,
+        description="A station and protocol's quality baseline: median and MAD of its first this many series"
+        " scored by the current models (docs/drift.md).",
+    )
+    drift_allowance: float = Field(
+        0.5, ge=0, description="CUSUM allowance k, in robust standard deviations of the baseline."
+    )
+    drift_threshold: float = Field(
+        8.0, gt=0, description="CUSUM decision limit h: a statistic above it means the quality drifts down."
+    )
     api_clients: dict[str, ApiClient] = Field(
         default_factory=dict,
-        description="Named API clients: token and role (read, images, operate, admin); see docs/security.md.",
+        description="Named API clients: token and role (read, images, review, operate, admin);"
+        " see docs/security.md.",
     )
     api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
@@ -303,6 +322,16 @@ class Settings(BaseSettings):
     )
     verdict_limits: VerdictLimits = Field(
         default_factory=VerdictLimits, description="Quality and finding-severity limits of the flag."
+    )
+    pinned_limits: dict[str, VerdictLimits] = Field(
+        default_factory=dict,
+        description="Verdict limits by protocol (ProtocolName, else SeriesDescription; `*`: every"
+        " protocol) that win over limits learned from reviews (docs/reviews.md).",
+    )
+    report_only: bool = Field(
+        False,
+        description="Verdicts are computed, shown and sent, but routing rules that match on the flag do"
+        " not fire (a site watching before flags drive routing).",
     )
     series_filter: SeriesFilter = Field(
         default_factory=SeriesFilter, description="Which series the verdict judges (header rules)."
@@ -346,9 +375,9 @@ class Settings(BaseSettings):
         900.0, gt=0, description="A delivery in flight longer than this is presumed lost and retried."
     )
 
-    _split_lists = field_validator("allowed_calling_aes", "api_tokens", "metric_stations", mode="before")(
-        _split_csv
-    )
+    _split_lists = field_validator(
+        "allowed_calling_aes", "api_tokens", "metric_stations", "metric_protocols", mode="before"
+    )(_split_csv)
 
     @model_validator(mode="after")
     def _absolute_data_dir(self) -> Settings:
@@ -405,6 +434,11 @@ class Settings(BaseSettings):
     @property
     def sr_dir(self) -> Path:
         return self.data_dir / "sr"
+
+    @property
+    def image_cache_dir(self) -> Path:
+        """PNGs the page rendered, per series and revision; retention deletes a series' with its pixels."""
+        return self.data_dir / "cache" / "images"
 
     @property
     def metrics_dir(self) -> Path:

@@ -249,7 +249,9 @@ def record_publication(
         reports[item.kind] = report
     session.flush()
     jobs = []
-    for planned in route(settings.routing_rules, _facts(series, assessment)):
+    for planned in route(
+        settings.routing_rules, _facts(series, assessment), report_only=settings.report_only
+    ):
         kind = REPORT_OF_ACTION.get(planned.action)
         needed = reports.get(kind) if kind else None
         if kind is not None and needed is None:

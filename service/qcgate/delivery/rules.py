@@ -5,6 +5,10 @@ a matching rule with ``stop: true``; an (action, target) pair named by several r
 behalf of the first. All-matches lets independent concerns stay independent rules ("every SR to the
 archive", "failures to QC review", "page on fail") instead of repeating shared actions in every branch
 of a first-match chain; ``stop`` gives first-match where a site wants exclusivity.
+
+In report-only mode (setting ``report_only``) a rule that matches on the flag does not fire, nor
+does its ``stop``: the verdict is computed, shown and sent by the rules that do not look at it, and
+nothing is routed because of it while a site watches how the flags would have fallen.
 """
 
 from __future__ import annotations
@@ -62,10 +66,15 @@ def _actions(rule: RoutingRule) -> Iterable[tuple[DeliveryAction, str]]:
             yield action, target
 
 
-def route(rules: Sequence[RoutingRule], facts: SeriesFacts) -> list[PlannedAction]:
-    """The actions of every matching rule, in order, each (action, target) once."""
+def route(
+    rules: Sequence[RoutingRule], facts: SeriesFacts, *, report_only: bool = False
+) -> list[PlannedAction]:
+    """The actions of every matching rule, in order, each (action, target) once; with
+    ``report_only`` the rules that match on the flag are passed over."""
     planned: dict[tuple[DeliveryAction, str], PlannedAction] = {}
     for rule in rules:
+        if report_only and rule.match.flag is not None:
+            continue
         if not matches(rule.match, facts):
             continue
         for action, target in _actions(rule):

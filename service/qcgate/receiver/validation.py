@@ -157,6 +157,7 @@ def inspect_instance(
         modality=modality,
         station_name=_text(dataset, "StationName")[:64],
         series_description=_text(dataset, "SeriesDescription")[:64],
+        protocol_name=_text(dataset, "ProtocolName")[:64],
         scored=scored,
         decoded_bytes=decoded,
     )

@@ -39,6 +39,7 @@ from qcgate.sr import codes
 from qcgate.sr.device import SOFTWARE_NAME, derived_uid, model_algorithm, observer_contexts, qcgate_algorithm
 from qcgate.sr.evidence import PriorReport, checked_evidence
 from qcgate.sr.result import reportable
+from qcgate.sr.review import HumanReview, review_group, reviewer_observer
 
 SERIES_NUMBER = 9901  # high, so viewers list the report after the images
 SERIES_DESCRIPTION = "qcgate quality report"
@@ -59,13 +60,16 @@ def build_quality_report(
     institution_name: str | None = None,
     institutional_department_name: str | None = None,
     content_datetime: datetime | None = None,
+    review: HumanReview | None = None,
 ) -> Comprehensive3DSR:
     """The SR of ``result`` (an assessment document, or its JSON) over the instances whose headers
     are ``evidence``.
 
     ``predecessor`` is the previous SR of the same series when this is a re-score; ``content_datetime``
-    is when the assessment was made (default: now). Raises :class:`ReportNotBuildable` when the result
-    is not "done", is malformed, or does not match its evidence.
+    is when the assessment was made (default: now). ``review``, a person's review of this assessment,
+    adds the reviewer as an observer and their finding as a second group (:mod:`qcgate.sr.review`).
+    Raises :class:`ReportNotBuildable` when the result is not "done", is malformed, or does not match
+    its evidence.
     """
     reported = reportable(result)
     headers = checked_evidence(
@@ -77,10 +81,15 @@ def build_quality_report(
     if predecessor is not None:
         _check_predecessor(predecessor, study_instance_uid=headers[0].StudyInstanceUID, own=sop_instance_uid)
     try:
+        observers = observer_contexts(reported, manufacturer)
+        groups = [_series_group(reported, headers)]
+        if review is not None:
+            observers.insert(0, reviewer_observer(review))
+            groups.append(review_group(review, str(headers[0].SeriesInstanceUID)))
         content = MeasurementReport(
-            observation_context=_observation_context(observer_contexts(reported, manufacturer)),
+            observation_context=_observation_context(observers),
             procedure_reported=codes.PROCEDURE_REPORTED,
-            imaging_measurements=[_series_group(reported, headers)],
+            imaging_measurements=groups,
         )
         return Comprehensive3DSR(
             evidence=headers,

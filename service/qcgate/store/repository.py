@@ -44,6 +44,7 @@ class ReceivedInstance:
     series_description: str
     scored: bool
     decoded_bytes: int = 0  # what its pixels decode to (the per-series budget counts it)
+    protocol_name: str = ""  # trends and drift group by it (else by series_description)
 
 
 def _study(session: Session, study_uid: str, now: datetime) -> Study:
@@ -64,6 +65,7 @@ def _series(session: Session, received: ReceivedInstance, calling_ae: str, now: 
             modality=received.modality,
             station_name=received.station_name,
             series_description=received.series_description,
+            protocol_name=received.protocol_name,
             calling_ae=calling_ae,
             status=SeriesStatus.RECEIVING,
             revision=0,

@@ -21,13 +21,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, delete, exists, func, select
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from qcgate.core.delivery_states import DeliveryState
 from qcgate.core.outcomes import SeriesStatus
 from qcgate.core.settings import Settings
-from qcgate.store.tables import Assessment, DeliveryJob, Instance, Report, Series, Study
+from qcgate.store.tables import (
+    Assessment,
+    DeliveryJob,
+    Instance,
+    PairJudgement,
+    Report,
+    Review,
+    Series,
+    Study,
+)
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +137,14 @@ def _prune_pixels(session: Session, settings: Settings, series_id: int, reason: 
 
 
 def _delete_spooled(session: Session, settings: Settings, series_id: int) -> None:
-    """Delete the series' spooled files, and its directories once empty."""
+    """Delete the series' spooled files, and its directories once empty, and the page's rendered
+    images of it (PNGs of its pixels: they must not outlive the pixels)."""
     for (path,) in session.execute(select(Instance.spool_path).where(Instance.series_id == series_id)):
         (settings.spool_dir / path).unlink(missing_ok=True)
         _remove_empty_parents(settings.spool_dir / path, settings.spool_dir)
+    series_uid = session.scalar(select(Series.series_instance_uid).where(Series.id == series_id))
+    if series_uid is not None:
+        shutil.rmtree(settings.image_cache_dir / series_uid, ignore_errors=True)
 
 
 def _remove_empty_parents(path: Path, spool: Path) -> None:
@@ -168,7 +181,10 @@ def _delete_results(session: Session, settings: Settings, series_id: int) -> Non
     study_id = series.study_id
     session.execute(delete(DeliveryJob).where(DeliveryJob.series_id == series_id))
     session.execute(delete(Report).where(Report.series_id == series_id))
+    session.execute(delete(Review).where(Review.series_id == series_id))  # before the assessments it names
     session.execute(delete(Assessment).where(Assessment.series_id == series_id))
+    judged = or_(PairJudgement.left_series_id == series_id, PairJudgement.right_series_id == series_id)
+    session.execute(delete(PairJudgement).where(judged))
     session.execute(delete(Instance).where(Instance.series_id == series_id))
     session.execute(delete(Series).where(Series.id == series_id))
     if session.scalar(select(func.count()).select_from(Series).where(Series.study_id == study_id)) == 0:

@@ -74,6 +74,7 @@ class Series(Base):
     modality: Mapped[str] = mapped_column(String(16), default="", index=True)
     station_name: Mapped[str] = mapped_column(String(64), default="", index=True)
     series_description: Mapped[str] = mapped_column(String(64), default="")
+    protocol_name: Mapped[str] = mapped_column(String(64), default="")  # "" before migration 0008
     calling_ae: Mapped[str] = mapped_column(String(16), default="")
     status: Mapped[SeriesStatus] = mapped_column(_str_enum(SeriesStatus, 16), index=True)
     # Flag of the current (newest) assessment, kept here so lists filter without a join.
@@ -188,3 +189,70 @@ class DeliveryJob(Base):
 
     series: Mapped[Series] = relationship()
     report: Mapped[Report | None] = relationship()
+
+
+class PairJudgement(Base):
+    """A person's comparison of two series of one protocol, shown side by side (left, right):
+    ``choice`` is the better one, or ``similar``. Training data for a site's ranking model."""
+
+    __tablename__ = "pair_judgements"
+    __table_args__ = (Index("ix_pair_judgements_reviewer", "reviewer", "protocol"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    left_series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
+    right_series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
+    choice: Mapped[str] = mapped_column(String(8))  # left, right or similar
+    reviewer: Mapped[str] = mapped_column(String(64))  # the API client's name
+    protocol: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+    left: Mapped[Series] = relationship(foreign_keys=[left_series_id])
+    right: Mapped[Series] = relationship(foreign_keys=[right_series_id])
+
+
+class Review(Base):
+    """A person's review of one assessment of a series: acceptable or non-diagnostic, the artifact kinds
+    they saw, a comment; ``reviewer`` is the API client's name (migration 0007)."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
+    assessment_id: Mapped[int] = mapped_column(ForeignKey("assessments.id"), index=True)
+    revision: Mapped[int] = mapped_column(Integer)  # the series revision the reviewed assessment saw
+    reviewer: Mapped[str] = mapped_column(String(64))
+    verdict: Mapped[str] = mapped_column(String(16), index=True)  # acceptable | non_diagnostic
+    kinds: Mapped[list[Any]]
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+    series: Mapped[Series] = relationship()
+    assessment: Mapped[Assessment] = relationship()
+
+
+class SiteLimit(Base):
+    """One protocol's verdict limits in one calibration proposal (``proposal``: the version, shared by
+    its rows). Fitted for one verdict model: a new model's assessments never use them. ``applied``
+    marks the rows in force; applying a proposal clears the flag of every older one (migration 0007)."""
+
+    __tablename__ = "site_limits"
+    __table_args__ = (UniqueConstraint("proposal", "protocol", name="uq_site_limits_protocol"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    proposal: Mapped[int] = mapped_column(Integer, index=True)
+    protocol: Mapped[str] = mapped_column(String(64))  # SeriesDescription; "" for the global fit
+    model_version: Mapped[str] = mapped_column(String(64))
+    model_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    quality_warn: Mapped[float] = mapped_column(Float)
+    quality_fail: Mapped[float] = mapped_column(Float)
+    severity_warn: Mapped[float] = mapped_column(Float)
+    severity_fail: Mapped[float] = mapped_column(Float)
+    fitted: Mapped[bool]  # False: too few reviews, the global limits stand in
+    reviews: Mapped[int] = mapped_column(Integer)
+    non_diagnostic: Mapped[int] = mapped_column(Integer)
+    # Sensitivity/specificity (non-diagnostic = positive) of the limits in force and of these.
+    evaluation: Mapped[dict[str, Any]]
+    applied: Mapped[bool] = mapped_column(default=False, index=True)
+    applied_at: Mapped[datetime | None]
+    applied_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime]

@@ -16,12 +16,14 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from qcgate.assessment.pipeline import assess_series, failed_assessment
-from qcgate.assessment.verdict import severity_word
+from qcgate.assessment.site_limits import chosen_limits
+from qcgate.assessment.verdict import model_identity, severity_word, shipped_verdict_model
 from qcgate.core.observability import instruments, station_label
 from qcgate.core.settings import Settings
 from qcgate.delivery.publish import discard_reports, issue_reports, record_publication
 from qcgate.metrics.base import MetricSuite
 from qcgate.store.repository import claim_series, instance_paths, store_assessment
+from qcgate.store.reviews import protocol_of
 from qcgate.worker.lease import LeaseKeeper
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,9 @@ def assess_queued_series(context: WorkerContext, series_id: int) -> Assessed:
             return Assessed("skipped")
         revision, last_received_at, token = series.revision, series.last_received_at, series.lease_token
         station = station_label(settings, series.station_name)
+        chosen = chosen_limits(
+            session, settings, protocol_of(series), model_identity(shipped_verdict_model())
+        )
         assert token is not None  # the claim just set it
         files = [
             settings.spool_dir / path
@@ -68,8 +73,10 @@ def assess_queued_series(context: WorkerContext, series_id: int) -> Assessed:
                 files,
                 context.suites,
                 settings.thresholds,
-                limits=settings.verdict_limits,
+                limits=chosen.limits,
                 series_filter=settings.series_filter,
+                limits_source=chosen.source,
+                provenance_extra={"report_only": True} if settings.report_only else None,
             )
         except Exception as exc:  # noqa: BLE001 - a scoring bug fails this series, visibly, not the worker
             log.exception("series %d could not be assessed", series_id)
@@ -104,7 +111,15 @@ def assess_queued_series(context: WorkerContext, series_id: int) -> Assessed:
         metrics.series_quality.labels(station=station).observe(document.quality)
     for finding in document.findings:
         metrics.findings.labels(
-            kind=finding.kind, severity=severity_word(finding.severity, settings.verdict_limits)
+            kind=finding.kind, severity=severity_word(finding.severity, chosen.limits)
         ).inc()
-    log.info("series %d assessed: %s %s in %.2f s", series_id, assessment.outcome, assessment.flag, elapsed)
+    log.info(
+        "series %d assessed: %s %s in %.2f s (limits: %s%s)",
+        series_id,
+        assessment.outcome,
+        assessment.flag,
+        elapsed,
+        chosen.source,
+        "; report only, flags route nothing" if settings.report_only else "",
+    )
     return Assessed(assessment.outcome.value, jobs)

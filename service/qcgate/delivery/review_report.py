@@ -1,0 +1,102 @@
+"""A review's SR revision: the reviewed assessment's SR again, with the person's finding, citing the
+SR it supersedes (same SR series, next Instance Number), written durably and recorded as a report.
+
+It needs the evaluated instances' headers, read from the spool: once retention has pruned the pixels
+no revision can be issued (the review itself is still recorded). The revision is not routed: the
+reviewed assessment's deliveries were already made, one per (action, target).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import generate_uid
+from sqlalchemy.orm import Session
+
+from qcgate.assessment.stored import stored_document
+from qcgate.core.delivery_states import ReportKind
+from qcgate.core.errors import ReportNotBuildable
+from qcgate.core.observability import instruments
+from qcgate.core.outcomes import SeriesStatus
+from qcgate.core.settings import Settings
+from qcgate.delivery.publish import read_evidence, write_report
+from qcgate.sr import PriorReport, build_quality_report
+from qcgate.sr.review import HumanReview
+from qcgate.store.delivery_repository import latest_report
+from qcgate.store.repository import instance_paths
+from qcgate.store.tables import Assessment, Report, Review, Series
+
+log = logging.getLogger(__name__)
+
+
+def issue_review_report(
+    session: Session, settings: Settings, series: Series, assessment: Assessment, review: Review
+) -> str | None:
+    """Write the SR revision of ``review`` and add its row to ``session``; its SOP Instance UID, or
+    None where none is due (SRs off, nothing reportable, pixels pruned) or it could not be built."""
+    if (
+        not settings.sr_enabled
+        or assessment.outcome != SeriesStatus.DONE
+        or series.pixels_pruned_at is not None
+    ):
+        return None
+    files = [
+        settings.spool_dir / path
+        for path, sop_class in instance_paths(session, series.id)
+        if sop_class in settings.scored_sop_classes
+    ]
+    previous = latest_report(session, series.id, ReportKind.SR)
+    prior = (
+        PriorReport(
+            series.study.study_instance_uid,
+            previous.series_instance_uid,
+            previous.sop_instance_uid,
+            previous.sop_class_uid,
+        )
+        if previous
+        else None
+    )
+    sr_series, number = (
+        (previous.series_instance_uid, previous.instance_number + 1) if previous else (generate_uid(), 1)
+    )
+    try:
+        dataset = build_quality_report(
+            read_evidence(files),
+            stored_document(assessment),
+            series_instance_uid=sr_series,
+            sop_instance_uid=generate_uid(),
+            instance_number=number,
+            predecessor=prior,
+            content_datetime=review.created_at,
+            review=HumanReview(
+                reviewer=review.reviewer,
+                non_diagnostic=review.verdict == "non_diagnostic",
+                kinds=tuple(review.kinds),
+                review_id=review.id,
+            ),
+        )
+        target, size = write_report(settings.sr_dir, dataset)
+    except (ReportNotBuildable, OSError, InvalidDicomError) as exc:  # a spooled file gone or damaged
+        instruments().reports_failed.inc()
+        log.warning("series %d: review %d issued no SR: %s", series.id, review.id, exc)
+        return None
+    session.add(
+        Report(
+            series_id=series.id,
+            assessment_id=assessment.id,
+            kind=ReportKind.SR,
+            sop_class_uid=str(dataset.SOPClassUID),
+            sop_instance_uid=str(dataset.SOPInstanceUID),
+            series_instance_uid=sr_series,
+            instance_number=number,
+            path=str(target.relative_to(settings.sr_dir)),
+            size_bytes=size,
+            predecessor_id=previous.id if previous else None,
+            created_at=datetime.now(UTC),
+        )
+    )
+    session.flush()
+    instruments().reports_issued.labels(kind=ReportKind.SR.value).inc()
+    return str(dataset.SOPInstanceUID)
