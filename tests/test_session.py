@@ -182,3 +182,30 @@ def test_a_page_may_be_read_with_a_bearer_token(page: PageApp) -> None:
     assert "read-desk" in response.text
     wrong = page.client.get("/", headers={"Authorization": "Bearer nope"}, follow_redirects=False)
     assert wrong.status_code == 303
+
+
+def test_an_address_that_keeps_guessing_must_wait(page: PageApp, caplog: pytest.LogCaptureFixture) -> None:
+    """After ten refused logins from one address even the right token waits (429, Retry-After)."""
+    for _ in range(10):
+        wrong = page.client.post("/login", data={"token": "guessed-wrong-token"}, follow_redirects=False)
+        assert wrong.status_code == 401
+    with caplog.at_level(logging.INFO, logger="qcgate.access"):
+        throttled = login(page, "read", "/")
+    assert throttled.status_code == 429
+    assert 0 < int(throttled.headers["retry-after"]) <= 601
+    assert "set-cookie" not in throttled.headers
+    assert "too many refused logins" in caplog.text
+
+
+def test_the_throttle_forgets_old_refusals_and_bounds_its_memory() -> None:
+    from qcgate.api.web import throttle as module
+
+    throttle = module.LoginThrottle(max_refusals=2, window_s=10)
+    throttle.refused("a", now=0)
+    throttle.refused("a", now=1)
+    assert throttle.wait_s("a", now=2) == pytest.approx(8)
+    assert throttle.wait_s("a", now=11) == 0, "refusals older than the window no longer count"
+    assert throttle.wait_s("b", now=2) == 0, "other addresses are not held up"
+    for n in range(module.MAX_ADDRESSES + 5):
+        throttle.refused(f"10.0.{n // 256}.{n % 256}", now=20)
+    assert len(throttle._refusals) == module.MAX_ADDRESSES

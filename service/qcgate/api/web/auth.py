@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from qcgate.api.deps import ANONYMOUS, Caller, auth_required, cookie_caller, token_caller
 from qcgate.api.session import COOKIE_NAME, SESSION_LIFETIME, csrf_matches, sign_session
 from qcgate.api.web.templating import render
+from qcgate.api.web.throttle import LoginThrottle
 
 log = logging.getLogger("qcgate.access")
 router = APIRouter(include_in_schema=False)
@@ -30,6 +31,15 @@ class LoginRequired(Exception):  # noqa: N818 - a redirect, not an error
 
     def __init__(self, next_path: str) -> None:
         self.next_path = next_path
+
+
+def _throttle(request: Request) -> LoginThrottle:
+    """The app's login throttle, made on first use (one per API process)."""
+    state = request.app.state
+    if getattr(state, "login_throttle", None) is None:
+        state.login_throttle = LoginThrottle()
+    throttle: LoginThrottle = state.login_throttle
+    return throttle
 
 
 def login_redirect(request: Request, exc: Exception) -> Response:
@@ -92,9 +102,19 @@ async def post_login(request: Request) -> Response:
     next_path = _local(form.get("next"))
     if not auth_required(settings):
         return RedirectResponse(next_path, status_code=303)
-    found = token_caller(settings, form.get("token", "").strip().encode())
     address = request.client.host if request.client else "-"
+    throttle = _throttle(request)
+    wait_s = throttle.wait_s(address)
+    if wait_s > 0:
+        log.warning("login from %s refused unread: too many refused logins, retry in %.0f s", address, wait_s)
+        waiting = render(
+            request, "login.html", None, 429, next=next_path, error="Too many refused logins: wait and retry."
+        )
+        waiting.headers["Retry-After"] = str(int(wait_s) + 1)
+        return waiting
+    found = token_caller(settings, form.get("token", "").strip().encode())
     if found is None:
+        throttle.refused(address)
         log.warning("login refused from %s: no client has the token offered", address)
         return render(request, "login.html", None, 401, next=next_path, error="That token is not valid.")
     caller, token = found
