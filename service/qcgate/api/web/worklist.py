@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -185,25 +185,39 @@ def _stations(session: Session) -> list[str]:
     ]
 
 
-@router.get("/", response_class=HTMLResponse)
-def get_worklist(
-    request: Request,
-    caller: PageCaller,
-    session: SessionDep,
+def worklist_query(
     flag: Text = "",
     station: Text = "",
     protocol: Text = "",
     day: DateText = "",
     limit: Rows = DEFAULT_ROWS,
-) -> HTMLResponse:
-    filters, problem = _filters(flag, station, protocol, day, limit)
+) -> tuple[WorklistFilters, str]:
+    """The worklist's query parameters as filters (the page and its live refresh take the same)."""
+    return _filters(flag, station, protocol, day, limit)
+
+
+WorklistQuery = Annotated[tuple[WorklistFilters, str], Depends(worklist_query)]
+
+
+def _visible_rows(
+    request: Request, caller: Caller, session: Session, filters: WorklistFilters
+) -> list[WorklistRow]:
+    """The rows this caller may see, the patient columns only for the images role, and logged."""
     rows = worklist_rows(session, filters, _patients(request, caller))
     _logged(request, caller, rows)
+    return rows
+
+
+@router.get("/", response_class=HTMLResponse)
+def get_worklist(
+    request: Request, caller: PageCaller, session: SessionDep, query: WorklistQuery
+) -> HTMLResponse:
+    filters, problem = query
     return render(
         request,
         "worklist.html",
         caller,
-        rows=rows,
+        rows=_visible_rows(request, caller, session, filters),
         filters=filters,
         problem=problem,
         flags=[f.value for f in Flag],
@@ -214,16 +228,7 @@ def get_worklist(
 
 @router.get("/worklist/rows", response_class=HTMLResponse)
 def get_worklist_rows(
-    request: Request,
-    caller: PageCaller,
-    session: SessionDep,
-    flag: Text = "",
-    station: Text = "",
-    protocol: Text = "",
-    day: DateText = "",
-    limit: Rows = DEFAULT_ROWS,
+    request: Request, caller: PageCaller, session: SessionDep, query: WorklistQuery
 ) -> HTMLResponse:
-    filters, _ = _filters(flag, station, protocol, day, limit)
-    rows = worklist_rows(session, filters, _patients(request, caller))
-    _logged(request, caller, rows)
+    rows = _visible_rows(request, caller, session, query[0])
     return render(request, "_rows.html", caller, rows=rows)
