@@ -19,16 +19,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from qcgate.api.app import create_app
 from qcgate.core.outcomes import Flag, SeriesStatus
 from qcgate.core.settings import Settings, get_settings
+from qcgate.harness.spooled import spool_and_record
 from qcgate.store.database import create_database_engine, session_factory, upgrade_database
 from qcgate.store.repository import (
-    ReceivedInstance,
     claim_series,
     queue_quiet_series,
-    record_instance,
     series_by_uid,
     store_assessment,
 )
-from qcgate.store.spool import instance_path
 from qcgate.synthetic.dicom_series import mr_series_datasets
 from qcgate.synthetic.volumes import phantom_volume
 from qcgate.worker.celery_app import create_celery
@@ -77,25 +75,7 @@ def finding_document() -> dict[str, Any]:
 
 
 def _spool(settings: Settings, session: Session, datasets: list[FileDataset], at: datetime) -> None:
-    for number, ds in enumerate(datasets, 1):
-        path = instance_path(settings.spool_dir, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ds.save_as(path, enforce_file_format=True)
-        received = ReceivedInstance(
-            study_instance_uid=ds.StudyInstanceUID,
-            series_instance_uid=ds.SeriesInstanceUID,
-            sop_instance_uid=ds.SOPInstanceUID,
-            sop_class_uid=ds.SOPClassUID,
-            transfer_syntax_uid=ds.file_meta.TransferSyntaxUID,
-            modality=ds.Modality,
-            station_name=str(ds.StationName),
-            series_description=str(ds.SeriesDescription),
-            scored=True,
-        )
-        relative = str(path.relative_to(settings.spool_dir))
-        record_instance(
-            session, received, relative, path.stat().st_size, "MR1", at + timedelta(seconds=number)
-        )
+    spool_and_record(settings, session, datasets, at, "MR1", step=timedelta(seconds=1))
 
 
 def _series(uid: str, description: str, slices: int = SLICES, **options: Any) -> list[FileDataset]:

@@ -48,9 +48,8 @@ from qcgate.bench.common import OUT_DIR, progress
 from qcgate.bench.environment import environment
 from qcgate.core.outcomes import Flag, SeriesStatus
 from qcgate.core.settings import Settings, get_settings
+from qcgate.harness.spooled import spool_and_record
 from qcgate.store.database import create_database_engine, session_factory, upgrade_database
-from qcgate.store.repository import ReceivedInstance, record_instance
-from qcgate.store.spool import instance_path
 from qcgate.store.tables import Assessment, Instance, Series, Study
 from qcgate.synthetic.dicom_series import mr_series_datasets
 from qcgate.synthetic.volumes import phantom_volume
@@ -213,24 +212,8 @@ def bench_mosaic(work: Path, rounds: int) -> dict[str, Any]:
     engine = create_database_engine(settings.effective_database_url)
     with session_factory(engine).begin() as session:
         for ds in datasets:
-            path = instance_path(
-                settings.spool_dir, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID
-            )
-            path.parent.mkdir(parents=True, exist_ok=True)
-            ds.save_as(path, enforce_file_format=True)
-            received = ReceivedInstance(
-                study_instance_uid=ds.StudyInstanceUID,
-                series_instance_uid=ds.SeriesInstanceUID,
-                sop_instance_uid=ds.SOPInstanceUID,
-                sop_class_uid=ds.SOPClassUID,
-                transfer_syntax_uid=ds.file_meta.TransferSyntaxUID,
-                modality="MR",
-                station_name="BENCH",
-                series_description="bench mosaic",
-                scored=True,
-            )
-            relative = str(path.relative_to(settings.spool_dir))
-            record_instance(session, received, relative, path.stat().st_size, "BENCH", T0)
+            ds.StationName = "BENCH"
+        spool_and_record(settings, session, datasets, T0, "BENCH")
     engine.dispose()
     uid = str(datasets[0].SeriesInstanceUID)
     mosaic, middle = f"/api/v1/series/{uid}/mosaic.png", f"/api/v1/series/{uid}/slices/88.png"
