@@ -351,14 +351,34 @@ def test_a_finetuned_model_exports_with_its_own_manifest_entry_and_device_uid(
     save_checkpoint(init, create_model("rank_effnet", tiny), seed=0, data_version="test", steps=0)
     out = tmp_path / "site"
     assert main(["--pairs", str(exported), "--out", str(out), "--init", str(init), "--steps", "3"]) == 0
-    entry = export_checkpoint(out / "rank_effnet.pt", tmp_path / "site-models", version="site-test")
-    manifest = json.loads((tmp_path / "site-models" / "manifest.json").read_text())
-    (recorded,) = [m for m in manifest["models"] if m["name"] == "rank_effnet"]
-    assert recorded["version"] == "site-test"
+    site = tmp_path / "site-models"
+    entry = export_checkpoint(out / "rank_effnet.pt", site, version="site-test", name="site_rank")
+    manifest = json.loads((site / "manifest.json").read_text())
+    (recorded,) = [m for m in manifest["models"] if m["name"] == "site_rank"]
+    assert (recorded["file"], recorded["version"]) == ("site_rank.onnx", "site-test")
     assert recorded["device_uid"] == entry.device_uid
     shipped = json.loads(default_manifest_path().read_text())
     assert entry.device_uid not in {m["device_uid"] for m in shipped["models"]}, "a new Device UID"
     assert recorded["provenance"]["data_version"].endswith(f"+pairs:{exported.stem}")
+
+    # The service scores it beside the shipped models (site_models_dir), never in their place.
+    from qcgate.contract.manifest import ManifestError
+    from qcgate.imaging.volume import Stack
+    from qcgate.metrics.learned import load_learned_suites
+
+    suites = load_learned_suites(threads=1, site_models_dir=site)
+    names = [suite.name for suite in suites]
+    assert names[-1] == "site_rank"
+    assert {m["name"] for m in shipped["models"]} <= set(names), "the shipped models stay"
+    voxels = np.random.default_rng(0).random((3, 40, 40), dtype=np.float32)
+    stack = Stack(voxels, (1.0, 1.0, 1.0), None, ("1", "2", "3"), "axial")
+    [result] = suites[-1].evaluate(stack)
+    assert result.name == "site_rank" and np.isfinite(result.value)
+    export_checkpoint(out / "rank_effnet.pt", tmp_path / "misnamed", version="site-test")
+    with pytest.raises(ManifestError, match="site_"):
+        load_learned_suites(threads=1, site_models_dir=tmp_path / "misnamed")
+    with pytest.raises(ManifestError, match="manifest.json"):
+        load_learned_suites(threads=1, site_models_dir=tmp_path / "nowhere")
 
 
 def test_retention_deletes_a_series_judgements_with_it(client: TestClient, seeded: Seeded) -> None:

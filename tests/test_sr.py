@@ -31,7 +31,7 @@ from qcgate.harness.peers import require_peer
 from qcgate.metrics.base import Algorithm, MetricResult
 from qcgate.metrics.classic import ClassicMetrics
 from qcgate.sr import PriorReport, build_quality_issue_selection, build_quality_report
-from qcgate.sr.codes import ARTIFACT_KINDS, ARTIFACT_SEVERITY, METRICS, PRIVATE_SCHEME
+from qcgate.sr.codes import ARTIFACT_KINDS, ARTIFACT_SEVERITY, METRICS, PRIVATE_SCHEME, metric_concept
 from qcgate.sr.device import derived_uid
 from qcgate.synthetic.demo_series import noisy_phantom
 from qcgate.synthetic.dicom_series import mr_series_datasets, write_series
@@ -163,7 +163,7 @@ def content_items(dataset: pydicom.Dataset) -> Iterator[pydicom.Dataset]:
 
 def concept(item: pydicom.Dataset) -> tuple[str, str]:
     code = item.ConceptNameCodeSequence[0]
-    return code.CodingSchemeDesignator, code.CodeValue
+    return code.CodingSchemeDesignator, code.get("CodeValue") or code.LongCodeValue
 
 
 def numbers(sr: pydicom.Dataset) -> dict[tuple[str, str], float]:
@@ -450,3 +450,22 @@ def test_every_metric_qcgate_produces_has_a_code(series: tuple[list[Path], Serie
     )
 
     assert set(series[1].metrics) | set(list_models()) <= set(METRICS)
+
+
+def test_a_site_model_is_reported_beside_the_shipped_ones_under_a_code_of_its_own(
+    series: tuple[list[Path], SeriesAssessment], headers: list[pydicom.Dataset], tmp_path: Path
+) -> None:
+    """A site's fine-tuned model (site_models_dir, named site_*) has no entry in METRICS: it is coded by
+    its name, so a reader tells it from the shipped rank_effnet, and the SR stays valid."""
+    shipped = SCENARIOS["calibrated-warn"]
+    long_name = "site_rank_effnet_2026"  # longer than a Code Value's 16 characters: a Long Code Value
+    scenario = replace(shipped, learned={**shipped.learned, "site_rank": 71.0, long_name: 64.0})
+    document = result_document(series[1], scenario)
+    path = write(build(headers, document), tmp_path / "sr.dcm")
+    assert dciodvfy_errors(path, "Comprehensive3DSR") == []
+    read = numbers(read_strictly(path))
+    assert read[("99QCGATE", "site_rank-q")] == pytest.approx(71.0)
+    assert read[("99QCGATE", f"{long_name}-q")] == pytest.approx(64.0)
+    assert "rank_effnet" in shipped.learned and ("99QCGATE", "rank_effnet") in read, "the shipped one stays"
+    with pytest.raises(ReportNotBuildable, match="site_"):
+        metric_concept("site_")

@@ -47,6 +47,11 @@ MANIFEST_NAME = "manifest.json"
 ORIENTATION = "native voxel grid, (slice, row, column) as stored; no reorientation or resampling"
 
 
+# A site's own models (fine-tuned on its judgements) are named with this prefix: they are scored
+# beside the shipped models, never in their place, and the SR codes them as site models.
+SITE_PREFIX = "site_"
+
+
 class ManifestError(ValueError):
     """The manifest (or a model file it names) is missing, malformed or inconsistent."""
 

@@ -17,12 +17,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=default_manifest_path().parent, help="ONNX folder")
     parser.add_argument("--trained-on", default="", help='e.g. "cpu, 2 cores" or "NVIDIA H100"')
     parser.add_argument("--fp16", action="store_true", help="also write a float16 variant for CUDA")
+    parser.add_argument(
+        "--name",
+        help="the metric's name (default: the architecture's); a site model takes its own, site_*, and"
+        " its own --out folder, which the service reads from the site_models_dir setting",
+    )
     args = parser.parse_args(argv)
     from qcgate.export.onnx_export import export_checkpoint  # torch: only once the arguments are valid
 
     for path in args.checkpoints:
         entry = export_checkpoint(
-            path, args.out, version=args.version, trained_on=args.trained_on, fp16=args.fp16
+            path, args.out, version=args.version, trained_on=args.trained_on, fp16=args.fp16, name=args.name
         )
         print(  # noqa: T201 (a command-line tool reports on stdout)
             f"{entry.name}: {args.out / entry.file} sha256 {entry.sha256[:12]} parity max abs "

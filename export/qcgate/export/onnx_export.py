@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ OPSET = 18
 EXPORTER = f"torch.onnx.export(dynamo=True), torch {torch.__version__.split('+')[0]}"
 PARITY_SEED = 20_240_917  # never used to draw training data
 DEFAULT_ATOL, DEFAULT_RTOL = 1e-4, 1e-3
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")  # a metric name: also an SR code value and a file name
 AGGREGATES = {
     "slice2d": "per slice: mean of the scores of its tiles with foreground; series: mean over slices "
     "with foreground",
@@ -182,13 +184,18 @@ def export_model(
     rtol: float = DEFAULT_RTOL,
     fp16: bool = False,
     fp16_providers: Sequence[str] = ("CPUExecutionProvider",),
+    name: str | None = None,
 ) -> ModelEntry:
     """Export, check, prove parity and record the model in ``out_dir/manifest.json``.
 
     A new Device UID is drawn every time. ``calibration`` defaults to the uncalibrated placeholder.
+    ``name`` (default: the architecture's, e.g. ``rank_effnet``) is the metric's name; a site model
+    takes one of its own (``site_rank``) so that it is scored beside the shipped model.
     """
     model = model.eval()
-    name = model_name(model)
+    if name is not None and not _NAME.fullmatch(name):
+        raise ValueError(f'Argument "name" must be a-z, 0-9 and "_" (at most 32), got {name!r}.')
+    name = name or model_name(model)
     path = out_dir / f"{name}.onnx"
     spec = export_onnx(model, path)
     parity = check_parity(model, path, atol=atol, rtol=rtol)
@@ -248,6 +255,7 @@ def export_checkpoint(
     normalisation: Normalisation | None = None,
     calibration: Calibration | None = None,
     fp16: bool = False,
+    name: str | None = None,
 ) -> ModelEntry:
     """Export trained weights, with the checkpoint's seed, data version, steps and commit as provenance.
 
@@ -273,6 +281,7 @@ def export_checkpoint(
         normalisation=normalisation,
         calibration=calibration,
         fp16=fp16,
+        name=name,
     )
 
 

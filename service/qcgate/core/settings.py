@@ -243,6 +243,12 @@ class Settings(BaseSettings):
         description="On CUDA, load a model's fp16 file where its recorded fp16 error is within its parity"
         " tolerance (off: fp16 parity on a GPU is not measured yet).",
     )
+    site_models_dir: Path | None = Field(
+        None,
+        description="A folder holding a manifest.json of the site's own models (a rank_effnet fine-tuned"
+        " on its pairwise judgements: python -m qcgate.export CKPT --name site_rank --out DIR); each is"
+        " scored beside the shipped models as its own metric, named site_*, with its own Device UID.",
+    )
     gpu_queue_enabled: bool = Field(
         False,
         description="Send assessments to the qcgate.gpu queue, which only `qcgate worker --kind gpu`"

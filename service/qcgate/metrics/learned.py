@@ -45,7 +45,13 @@ import numpy as np
 import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
-from qcgate.contract.manifest import ManifestError, ModelEntry, default_manifest_path, load_manifest
+from qcgate.contract.manifest import (
+    SITE_PREFIX,
+    ManifestError,
+    ModelEntry,
+    default_manifest_path,
+    load_manifest,
+)
 from qcgate.contract.preprocess import (
     FOREGROUND_LEVEL,
     MIN_FOREGROUND_FRACTION,
@@ -252,18 +258,37 @@ def load_learned_suites(
     providers: Sequence[str] | None = None,
     fp16: bool = False,
     batching: BatchPolicy | None = None,
+    site_models_dir: Path | None = None,
 ) -> list[OnnxMetric]:
-    """One :class:`OnnxMetric` per shipped model; none when no manifest ships (models not trained yet).
+    """One :class:`OnnxMetric` per shipped model (none when no manifest ships: models not trained
+    yet), then one per site model in ``site_models_dir/manifest.json``.
 
+    A site model is scored beside the shipped ones, never instead of them, so its name must start
+    with :data:`SITE_PREFIX` (it then cannot shadow a shipped metric, and the SR codes it as a site
+    model); a folder without a manifest, or an entry named otherwise, raises :class:`ManifestError`,
+    which stops the worker with the reason instead of scoring without the model the site asked for.
     With ``batching`` every model gets its own :class:`~qcgate.metrics.batching.Batcher`, shared by
     the threads of this process that score series at once.
     """
     path = manifest_path or default_manifest_path()
-    if not path.is_file():
-        return []
-    manifest = load_manifest(path)
+    sources = [(load_manifest(path), path.parent)] if path.is_file() else []
+    if site_models_dir is not None:
+        site_manifest = site_models_dir / "manifest.json"
+        if not site_manifest.is_file():
+            raise ManifestError(
+                f'Setting "site_models_dir" must be a folder with a manifest.json, got {site_models_dir}.'
+            )
+        site = load_manifest(site_manifest)
+        wrong = [entry.name for entry in site.models if not entry.name.startswith(SITE_PREFIX)]
+        if wrong:
+            raise ManifestError(
+                f"Site models must be named {SITE_PREFIX}* (python -m qcgate.export --name),"
+                f" got {', '.join(wrong)} in {site_manifest}."
+            )
+        sources.append((site, site_models_dir))
     return [
-        OnnxMetric(entry, path.parent, threads=threads, providers=providers, fp16=fp16, batching=batching)
+        OnnxMetric(entry, folder, threads=threads, providers=providers, fp16=fp16, batching=batching)
+        for manifest, folder in sources
         for entry in manifest.models
     ]
 

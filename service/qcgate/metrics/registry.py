@@ -1,5 +1,6 @@
 """Which metric suites a worker runs: the classic measures, plus one learned ONNX metric per model
-listed in the shipped ``qcgate/contract/onnx/manifest.json`` (none until models are trained)."""
+listed in the shipped ``qcgate/contract/onnx/manifest.json`` (none until models are trained) and one
+per site model in ``site_models_dir``."""
 
 from __future__ import annotations
 
@@ -24,5 +25,6 @@ def load_suites(settings: Settings, *, batched: bool = False) -> list[MetricSuit
         providers=session_providers(settings.onnx_providers),
         fp16=settings.onnx_fp16,
         batching=batching,
+        site_models_dir=settings.site_models_dir,
     )
     return [ClassicMetrics(), *learned]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from pydicom.sr.coding import Code
 
+from qcgate.contract.manifest import SITE_PREFIX
 from qcgate.core.errors import ReportNotBuildable
 from qcgate.core.outcomes import Flag
 
@@ -98,7 +99,12 @@ METRICS: dict[str, MetricConcept] = {
 
 
 def metric_concept(name: str) -> MetricConcept:
-    """The codes of metric ``name``; a metric without codes cannot be reported, so it is refused."""
+    """The codes of metric ``name``; a metric without codes cannot be reported, so it is refused.
+
+    A site's own model (named ``site_*``, loaded from ``site_models_dir``) is coded by its name in
+    the private scheme, so a reader tells it from the shipped models it sits beside."""
+    if name.startswith(SITE_PREFIX) and len(name) > len(SITE_PREFIX):
+        return _metric(name, f"Site model {name} score", SCORE)
     try:
         return METRICS[name]
     except KeyError:
