@@ -22,16 +22,19 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydicom.config import strict_reading
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from qcgate.api.app import create_app
 from qcgate.assessment.site_limits import cohen_kappa
 from qcgate.assessment.verdict import model_identity, shipped_verdict_model
+from qcgate.core.delivery_states import DeliveryAction
 from qcgate.core.observability import instruments
 from qcgate.core.outcomes import Flag, SeriesStatus
 from qcgate.core.settings import ROLE_ORDER, Role, Settings, get_settings
+from qcgate.delivery.jobs import run_delivery_job
 from qcgate.harness.peers import require_peer
+from qcgate.harness.storescp_peer import StorescpPacs
 from qcgate.metrics.classic import ClassicMetrics
 from qcgate.store.database import create_database_engine, session_factory, upgrade_database
 from qcgate.store.repository import (
@@ -42,6 +45,7 @@ from qcgate.store.repository import (
     series_by_uid,
     store_assessment,
 )
+from qcgate.store.tables import DeliveryJob
 from qcgate.synthetic.demo_series import noisy_phantom
 from qcgate.synthetic.dicom_series import mr_series_datasets
 from qcgate.worker.assess import WorkerContext, assess_queued_series
@@ -355,6 +359,34 @@ def test_a_review_issues_an_sr_revision_citing_the_previous_one_with_the_observe
     assert [line for line in output.splitlines() if line.startswith("Error")] == []
 
 
+def test_a_reviews_sr_revision_is_delivered_where_the_assessments_sr_goes(
+    make_api: Callable[..., Api], storescp_pacs: Callable[..., StorescpPacs]
+) -> None:
+    """One send_sr job per review and target (the delivery key includes the review), run against a real
+    DCMTK storescp: the PACS that gets the machine's SR gets each person's revision too."""
+    pacs = storescp_pacs()
+    api = make_api(
+        destinations={"PACS": {"ae_title": "PACS", "host": "127.0.0.1", "port": pacs.port}},
+        routing_rules=[{"name": "every-sr", "send_sr": ["PACS"], "forward": ["PACS"]}],
+    )
+    delivered = []
+    for verdict in ("non_diagnostic", "acceptable"):
+        review = api.client.post(
+            f"/api/v1/series/{SPOOLED_UID}/reviews", json={"verdict": verdict}, headers=bearer("review")
+        ).json()
+        with api.sessions() as session:
+            jobs = session.scalars(select(DeliveryJob).where(DeliveryJob.review_id == review["id"])).all()
+            assert [(job.action, job.target) for job in jobs] == [(DeliveryAction.SEND_SR, "PACS")], (
+                "only the SR goes again: the series was forwarded with the assessment"
+            )
+            assert jobs[0].report is not None
+            assert jobs[0].report.sop_instance_uid == review["report_sop_instance_uid"]
+            job_id = jobs[0].id
+        assert run_delivery_job(api.settings, api.sessions, job_id) == "delivered"
+        delivered.append(review["report_sop_instance_uid"])
+    assert pacs.reception_counts() == dict.fromkeys(delivered, 1)
+
+
 def test_no_sr_revision_when_reports_are_off(make_api: Callable[..., Api]) -> None:
     api = make_api(sr_enabled=False)
     review = api.client.post(
@@ -416,3 +448,33 @@ def test_cohens_kappa_by_hand() -> None:
     assert cohen_kappa({(True, True): 5, (False, False): 5}) == pytest.approx(1.0)
     assert cohen_kappa({(True, False): 5, (False, True): 5}) == pytest.approx(-1.0)
     assert cohen_kappa({}) is None
+
+
+@pytest.mark.peers
+def test_migration_0009_keys_deliveries_by_review_on_postgresql_down_and_up(postgres_url: str) -> None:
+    """The delivery key becomes (assessment, action, target, review) on PostgreSQL, and 0009 goes down
+    (back to one job per action and target) and up again."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, inspect
+
+    from qcgate.store.database import MIGRATIONS_DIR
+
+    def delivery_key() -> list[str]:
+        engine = create_engine(postgres_url)
+        try:
+            constraints = inspect(engine).get_unique_constraints("delivery_jobs")
+        finally:
+            engine.dispose()
+        [key] = [c["column_names"] for c in constraints if c["name"] == "uq_delivery_jobs_action"]
+        return key
+
+    upgrade_database(postgres_url)
+    assert delivery_key() == ["assessment_id", "action", "target", "review_id"]
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", postgres_url)
+    command.downgrade(config, "0008")
+    assert delivery_key() == ["assessment_id", "action", "target"]
+    upgrade_database(postgres_url)
+    assert delivery_key() == ["assessment_id", "action", "target", "review_id"]

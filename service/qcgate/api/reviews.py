@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from qcgate.api.deps import Caller, SessionDep, SettingsDep, require_role
+from qcgate.api.deps import Caller, CeleryDep, SessionDep, SettingsDep, require_role
 from qcgate.api.series import UidPath
 from qcgate.assessment.site_limits import agreement
 from qcgate.contract.verdict_model import FINDING_KINDS
@@ -27,6 +27,7 @@ from qcgate.delivery.review_report import issue_review_report
 from qcgate.store.repository import current_assessment, series_by_uid
 from qcgate.store.reviews import ReviewVerdict, record_review, reviews_of_series
 from qcgate.store.tables import Review
+from qcgate.worker.celery_app import enqueue_deliveries
 
 router = APIRouter(prefix="/api/v1", tags=["reviews"])
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ def post_review(
     series_uid: UidPath,
     body: ReviewIn,
     caller: Annotated[Caller, Depends(require_role(Role.REVIEW))],
+    celery: CeleryDep,
 ) -> ReviewPublic:
     unknown = sorted(set(body.kinds) - set(FINDING_KINDS))
     if unknown:
@@ -117,11 +119,13 @@ def post_review(
         comment=body.comment,
         at=datetime.now(UTC),
     )
-    report_uid = issue_review_report(session, settings, series, assessment, review)
+    revision = issue_review_report(session, settings, series, assessment, review)
     session.commit()
+    if revision is not None:
+        enqueue_deliveries(celery, revision.delivery_jobs)
     instruments().reviews.labels(verdict=review.verdict).inc()
     log.info("series %d reviewed by %s: %s", series.id, caller.name, review.verdict)
-    return review_public(review, series_uid, report_uid)
+    return review_public(review, series_uid, revision.sop_instance_uid if revision else None)
 
 
 @router.get(

@@ -34,12 +34,12 @@ from qcgate.assessment.document import AssessmentDocument
 from qcgate.assessment.pipeline import SeriesAssessment
 from qcgate.assessment.stored import stored_document
 from qcgate.core import __version__
-from qcgate.core.delivery_states import REPORT_OF_ACTION, DeliveryState, ReportKind
+from qcgate.core.delivery_states import REPORT_OF_ACTION, DeliveryAction, DeliveryState, ReportKind
 from qcgate.core.errors import ReportNotBuildable
 from qcgate.core.observability import instruments
 from qcgate.core.outcomes import Flag, SeriesStatus
 from qcgate.core.settings import Settings
-from qcgate.delivery.rules import SeriesFacts, route
+from qcgate.delivery.rules import PlannedAction, SeriesFacts, route
 from qcgate.metrics.base import MetricResult
 from qcgate.sr import PriorReport, build_quality_issue_selection, build_quality_report
 from qcgate.store.delivery_repository import latest_report
@@ -217,6 +217,64 @@ def _facts(series: Series, assessment: Assessment) -> SeriesFacts:
     )
 
 
+def _new_job(
+    session: Session,
+    assessment: Assessment,
+    planned: PlannedAction,
+    report: Report | None,
+    now: datetime,
+    review_id: int = 0,
+) -> DeliveryJob:
+    job = DeliveryJob(
+        series_id=assessment.series_id,
+        assessment_id=assessment.id,
+        report_id=report.id if report else None,
+        review_id=review_id,
+        action=planned.action,
+        target=planned.target,
+        rule=planned.rule,
+        state=DeliveryState.PENDING,
+        attempts=0,
+        manual_retries=0,
+        next_attempt_at=now,
+        enqueued_at=now,
+        last_error="",
+        created_at=now,
+    )
+    session.add(job)
+    return job
+
+
+def route_review_revision(
+    session: Session,
+    settings: Settings,
+    series: Series,
+    assessment: Assessment,
+    report: Report,
+    review_id: int,
+) -> list[int]:
+    """Jobs sending a review's SR revision wherever the routing rules send the assessment's SR;
+    returns their ids. Call in the transaction that records the review and the report.
+
+    The rules match the assessment's machine verdict, as they did for its own SR, so the revision goes
+    where the SR it supersedes went: a PACS then holds the person's finding beside the machine's.
+    """
+    now = datetime.now(UTC)
+    planned_actions = route(
+        settings.routing_rules, _facts(series, assessment), report_only=settings.report_only
+    )
+    jobs = [
+        _new_job(session, assessment, planned, report, now, review_id)
+        for planned in planned_actions
+        if planned.action == DeliveryAction.SEND_SR
+    ]
+    session.flush()
+    if jobs:
+        targets = ", ".join(job.target for job in jobs)
+        log.info("series %d: review %d's SR revision routed to %s", series.id, review_id, targets)
+    return [job.id for job in jobs]
+
+
 def record_publication(
     session: Session, settings: Settings, assessment: Assessment, issued: Sequence[IssuedReport]
 ) -> list[int]:
@@ -256,23 +314,7 @@ def record_publication(
         needed = reports.get(kind) if kind else None
         if kind is not None and needed is None:
             continue  # no such report for this assessment (no SR when not done, KOS only on fail)
-        job = DeliveryJob(
-            series_id=series.id,
-            assessment_id=assessment.id,
-            report_id=needed.id if needed else None,
-            action=planned.action,
-            target=planned.target,
-            rule=planned.rule,
-            state=DeliveryState.PENDING,
-            attempts=0,
-            manual_retries=0,
-            next_attempt_at=now,
-            enqueued_at=now,
-            last_error="",
-            created_at=now,
-        )
-        session.add(job)
-        jobs.append(job)
+        jobs.append(_new_job(session, assessment, planned, needed, now))
     session.flush()
     if jobs:
         log.info(

@@ -2,13 +2,15 @@
 SR it supersedes (same SR series, next Instance Number), written durably and recorded as a report.
 
 It needs the evaluated instances' headers, read from the spool: once retention has pruned the pixels
-no revision can be issued (the review itself is still recorded). The revision is not routed: the
-reviewed assessment's deliveries were already made, one per (action, target).
+no revision can be issued (the review itself is still recorded). The revision is routed wherever the
+routing rules send the assessment's SR (``send_sr`` actions, one job per target and review), so the
+PACS that holds the machine's SR also gets the person's finding.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydicom.errors import InvalidDicomError
@@ -21,7 +23,7 @@ from qcgate.core.errors import ReportNotBuildable
 from qcgate.core.observability import instruments
 from qcgate.core.outcomes import SeriesStatus
 from qcgate.core.settings import Settings
-from qcgate.delivery.publish import read_evidence, write_report
+from qcgate.delivery.publish import read_evidence, route_review_revision, write_report
 from qcgate.sr import PriorReport, build_quality_report
 from qcgate.sr.review import HumanReview
 from qcgate.store.delivery_repository import latest_report
@@ -31,11 +33,20 @@ from qcgate.store.tables import Assessment, Report, Review, Series
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class IssuedRevision:
+    """A review's SR revision: its SOP Instance UID and the delivery jobs routed for it (to enqueue
+    once the transaction commits; the outbox relay sends any whose task is lost)."""
+
+    sop_instance_uid: str
+    delivery_jobs: list[int]
+
+
 def issue_review_report(
     session: Session, settings: Settings, series: Series, assessment: Assessment, review: Review
-) -> str | None:
-    """Write the SR revision of ``review`` and add its row to ``session``; its SOP Instance UID, or
-    None where none is due (SRs off, nothing reportable, pixels pruned) or it could not be built."""
+) -> IssuedRevision | None:
+    """Write the SR revision of ``review``, add its row and its deliveries to ``session``; None where
+    none is due (SRs off, nothing reportable, pixels pruned) or it could not be built."""
     if (
         not settings.sr_enabled
         or assessment.outcome != SeriesStatus.DONE
@@ -82,21 +93,21 @@ def issue_review_report(
         instruments().reports_failed.inc()
         log.warning("series %d: review %d issued no SR: %s", series.id, review.id, exc)
         return None
-    session.add(
-        Report(
-            series_id=series.id,
-            assessment_id=assessment.id,
-            kind=ReportKind.SR,
-            sop_class_uid=str(dataset.SOPClassUID),
-            sop_instance_uid=str(dataset.SOPInstanceUID),
-            series_instance_uid=sr_series,
-            instance_number=number,
-            path=str(target.relative_to(settings.sr_dir)),
-            size_bytes=size,
-            predecessor_id=previous.id if previous else None,
-            created_at=datetime.now(UTC),
-        )
+    report = Report(
+        series_id=series.id,
+        assessment_id=assessment.id,
+        kind=ReportKind.SR,
+        sop_class_uid=str(dataset.SOPClassUID),
+        sop_instance_uid=str(dataset.SOPInstanceUID),
+        series_instance_uid=sr_series,
+        instance_number=number,
+        path=str(target.relative_to(settings.sr_dir)),
+        size_bytes=size,
+        predecessor_id=previous.id if previous else None,
+        created_at=datetime.now(UTC),
     )
+    session.add(report)
     session.flush()
     instruments().reports_issued.labels(kind=ReportKind.SR.value).inc()
-    return str(dataset.SOPInstanceUID)
+    jobs = route_review_revision(session, settings, series, assessment, report, review.id)
+    return IssuedRevision(str(dataset.SOPInstanceUID), jobs)

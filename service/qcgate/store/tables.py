@@ -159,12 +159,13 @@ class Report(Base):
 
 
 class DeliveryJob(Base):
-    """One routed action for one assessment: pending -> sending -> delivered, or dead after the last
-    failed attempt. While ``sending``, ``next_attempt_at`` is the end of the worker's lease."""
+    """One routed action for one assessment (or for a review's SR revision of it): pending -> sending
+    -> delivered, or dead after the last failed attempt. While ``sending``, ``next_attempt_at`` is the
+    end of the worker's lease."""
 
     __tablename__ = "delivery_jobs"
     __table_args__ = (
-        UniqueConstraint("assessment_id", "action", "target", name="uq_delivery_jobs_action"),
+        UniqueConstraint("assessment_id", "action", "target", "review_id", name="uq_delivery_jobs_action"),
         Index("ix_delivery_jobs_due", "state", "next_attempt_at"),
     )
 
@@ -172,6 +173,9 @@ class DeliveryJob(Base):
     series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
     assessment_id: Mapped[int] = mapped_column(ForeignKey("assessments.id"))
     report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"))
+    # The review whose SR revision this job delivers; 0: the assessment's own reports (no foreign key,
+    # so that one unique key covers both on PostgreSQL and SQLite, where NULLs would never collide).
+    review_id: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     action: Mapped[DeliveryAction] = mapped_column(_str_enum(DeliveryAction, 16))
     # A destination or webhook name as the rule wrote it ("@sender" stays so until each attempt).
     target: Mapped[str] = mapped_column(String(64))
