@@ -373,7 +373,8 @@ def test_a_finetuned_model_exports_with_its_own_manifest_entry_and_device_uid(
     voxels = np.random.default_rng(0).random((3, 40, 40), dtype=np.float32)
     stack = Stack(voxels, (1.0, 1.0, 1.0), None, ("1", "2", "3"), "axial")
     [result] = suites[-1].evaluate(stack)
-    assert result.name == "site_rank" and np.isfinite(result.value)
+    assert result.name == "site_rank"
+    assert np.isfinite(result.value)
     export_checkpoint(out / "rank_effnet.pt", tmp_path / "misnamed", version="site-test")
     with pytest.raises(ManifestError, match="site_"):
         load_learned_suites(threads=1, site_models_dir=tmp_path / "misnamed")
