@@ -151,6 +151,22 @@ def test_a_half_fov_ghost_over_the_anatomy_raises_ghost_overlap_even_without_air
     assert zero_air["ghost_overlap"] > clean["ghost_overlap"] + 0.2
 
 
+def test_replicas_smeared_along_one_axis_raise_bg_streak() -> None:
+    """Motion during phase encoding repeats the object along that axis only: its air brightens in
+    line with the object, not beside it; noise-only air gives about 0 whichever axis is phase."""
+    clean = _phantom(0.02, size=192)
+    moved = clean.copy()
+    for shift in (-24, -12, 12, 24):  # faint copies of the object along the rows (the PE axis)
+        moved = moved + 0.08 * np.roll(_phantom(0.0, size=192), shift, axis=0)
+    before, after, turned = slice_features(clean), slice_features(moved), slice_features(moved.T)
+    assert before is not None
+    assert after is not None
+    assert turned is not None
+    assert before["bg_streak"] < 0.01
+    assert after["bg_streak"] > before["bg_streak"] + 0.02
+    assert turned["bg_streak"] == pytest.approx(after["bg_streak"], abs=1e-6), "either axis may be PE"
+
+
 def test_air_features_come_only_from_slices_whose_air_holds_noise() -> None:
     noisy = _phantom(0.03, seed=1)
     zeroed = np.where(ndimage.binary_dilation(noisy > 0.3, iterations=3), noisy, 0.0)
@@ -223,6 +239,32 @@ def test_the_model_is_monotone_and_names_the_worst_slices() -> None:
     assert len(noise) == 1
     assert set(noise[0].slices) == {1, 2}  # the two noisy slices, not the clean one
     assert model.assess(np.zeros((2, 32, 32))).quality is None
+
+
+def test_a_worst_kind_quality_head_is_as_good_as_the_worst_artifact_and_monotone() -> None:
+    """``"form": "worst_kind"``: quality = 100 (1 - max over kinds of a monotone logistic)."""
+    names = list(FEATURE_NAMES)
+    tiny = _tiny_model().document
+    weights = np.zeros((len(names), 2))
+    weights[0, 0], weights[1, 1] = 4.0, 6.0  # noise -> first kind, blur -> second
+    model = VerdictModel(
+        {
+            **tiny,
+            "quality": {
+                "form": "worst_kind",
+                "kinds": ["noise", "blur"],
+                "intercepts": [-3.0, -3.0],
+                "weights": weights.tolist(),
+                "calibration": {"x": [0.0, 100.0], "y": [0.0, 100.0]},
+            },
+        }
+    )
+    values = dict.fromkeys(FEATURE_NAMES, 0.0)
+    values["noise"], values["blur"] = -3.0, 0.5  # ramps 0.5 and 0.5
+    expected = 100.0 * (1.0 - 1.0 / (1.0 + math.exp(-(-3.0 + 6.0 * 0.5))))  # blur's head is worse
+    assert model.quality(model.rows(values))[0] == pytest.approx(expected)
+    worse = {**values, "noise": -1.0}
+    assert model.quality(model.rows(worse))[0] <= model.quality(model.rows(values))[0]
 
 
 def test_the_shipped_model_loads_and_judges_a_phantom() -> None:

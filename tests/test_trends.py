@@ -34,7 +34,7 @@ from qcgate.assessment.drift import (
     series_percentile,
 )
 from qcgate.core.outcomes import Flag, SeriesStatus
-from qcgate.core.settings import Settings, get_settings
+from qcgate.core.settings import Settings, VerdictLimits, get_settings
 from qcgate.receiver.validation import inspect_instance
 from qcgate.store.database import create_database_engine, session_factory, upgrade_database
 from qcgate.store.tables import Assessment, Series, Study
@@ -282,12 +282,7 @@ def test_trends_carry_points_percentiles_limits_and_drift(client: TestClient) ->
     response = client.get("/api/v1/trends", params={"station": FAILING, "protocol": "t1_mprage"})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["limits"] == {
-        "quality_warn": 65.0,
-        "quality_fail": 40.0,
-        "severity_warn": 40.0,
-        "severity_fail": 70.0,
-    }
+    assert body["limits"] == VerdictLimits().model_dump(), "the settings' limits: nothing pinned or learned"
     points = body["points"]
     assert len(points) == SERIES_PER_STATION
     assert [p["time"] for p in points] == sorted(p["time"] for p in points)

@@ -27,7 +27,8 @@ from qcgate.metrics.classic import ClassicMetrics
 from qcgate.synthetic.demo_series import noisy_phantom
 from qcgate.synthetic.dicom_series import mr_series_datasets, write_series
 
-LIMITS = VerdictLimits()
+# Fixed limits, not the defaults (those follow the shipped model: see the last test).
+LIMITS = VerdictLimits(quality_warn=65, quality_fail=40, severity_warn=40, severity_fail=70)
 
 
 def finding(kind: str, severity: float, slices: list[int]) -> Finding:
@@ -169,3 +170,12 @@ def test_benign_restoring_keeps_the_quality_within_5_points(restore: object) -> 
     assert reference is not None
     assert restored is not None
     assert abs(restored - reference) <= 5.0
+
+
+def test_the_default_limits_are_the_shipped_models_suggested_ones() -> None:
+    """A new verdict model has a quality scale of its own: the settings' default limits must be the ones
+    its training derived on synthetic validation copies (models/qcgate/models/verdict/train.py)."""
+    suggested = shipped_verdict_model().document["suggested_limits"]
+    assert VerdictLimits().model_dump() == {name: suggested[name] for name in VerdictLimits.model_fields}
+    assert suggested["validation"]["clean_mild_passed"] >= 0.97
+    assert suggested["validation"]["clean_failed"] == 0.0

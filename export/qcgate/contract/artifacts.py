@@ -40,6 +40,9 @@ Features (``FEATURE_NAMES``; all higher is worse):
 ``bg_ghost``       air signal where the object shifted by half the FOV lands minus elsewhere,
                    over ``S``, worse axis (Nyquist ghost)
 ``bg_tail``        log of the air's 99th over 50th percentile, above a Rayleigh's (2.58)
+``bg_streak``      air signal in the object's shadow along an axis (beside it along the other)
+                   minus the rest of the near air, over ``S``, worse axis (motion replicas and
+                   ghosts are smeared along the phase-encode axis only)
 =================  ==========================================================================
 """
 
@@ -76,9 +79,10 @@ FEATURE_NAMES: tuple[str, ...] = (
     "bg_corr",
     "bg_ghost",
     "bg_tail",
+    "bg_streak",
 )
-AIR_FEATURES: tuple[str, ...] = ("bg_corr", "bg_ghost", "bg_tail")
-_CLEAN_AIR = {"bg_corr": 0.0, "bg_ghost": 0.0, "bg_tail": 0.0}  # what noise-only air gives
+AIR_FEATURES: tuple[str, ...] = ("bg_corr", "bg_ghost", "bg_tail", "bg_streak")
+_CLEAN_AIR = {"bg_corr": 0.0, "bg_ghost": 0.0, "bg_tail": 0.0, "bg_streak": 0.0}  # noise-only air
 _MIN_SIDE = 16
 _RAYLEIGH_P99_P50 = math.log(math.sqrt(2 * math.log(100)) / math.sqrt(2 * math.log(2)))
 _LAPLACIAN = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
@@ -473,7 +477,27 @@ def _air_features(y: np.ndarray, foreground: np.ndarray, air: np.ndarray) -> dic
             rest = air & ~shifted
             if shifted.sum() > 32 and rest.sum() > 32:
                 ghost = max(ghost, float(y[shifted].mean() - y[rest].mean()))
-    return {"bg_corr": corr, "bg_ghost": ghost, "bg_tail": tail}
+    return {"bg_corr": corr, "bg_ghost": ghost, "bg_tail": tail, "bg_streak": _bg_streak(y, foreground, air)}
+
+
+def _bg_streak(y: np.ndarray, foreground: np.ndarray, air: np.ndarray) -> float:
+    """max over axes of ``mean(shadow) - mean(beside)`` over ``S``, in the air within about a
+    twelfth of the side of the object: ``shadow`` the air in line with the object along the axis
+    (rows or columns the object spans), ``beside`` the rest of that near air.
+
+    A rigid movement during phase encoding repeats the object's edges along the phase-encode axis
+    only, so its replicas brighten the air in line with the object and not the air beside it;
+    noise (of any coil count) is the same in both. Zero when either region is too small (an
+    object filling the field of view). Higher is worse.
+    """
+    near = air & ndimage.binary_dilation(foreground, iterations=max(24, min(y.shape) // 12))
+    worst = 0.0
+    for axis in (0, 1):
+        shadow = np.expand_dims(foreground.any(axis=axis), axis) & near
+        beside = near & ~shadow
+        if shadow.sum() > 32 and beside.sum() > 32:
+            worst = max(worst, float(y[shadow].mean() - y[beside].mean()))
+    return worst
 
 
 def feature_vector(values: Mapping[str, float]) -> np.ndarray:

@@ -5,7 +5,9 @@ feature of :data:`qcgate.contract.artifacts.FEATURE_NAMES`, the knots of a piece
 basis ``r_jk(f) = clip((f - t_{k-1}) / (t_k - t_{k-1}), 0, 1)``, and
 
 * ``quality``: ``raw = 100 * sigmoid(b - sum_jk w_jk r_jk(f_j))`` with every ``w_jk >= 0`` (monotone:
-  no feature can make an image better by getting worse), then an isotonic calibration
+  no feature can make an image better by getting worse), or, with ``"form": "worst_kind"``, an
+  image as good as its worst artifact: ``raw = 100 (1 - max_K sigmoid(a_K + sum_jk w_jkK r_jk(f_j)))``,
+  one monotone head per kind K (every ``w_jkK >= 0``); then an isotonic calibration
   (``np.interp`` over its knots) onto the reference label's scale; higher is better. The quality
   head may have knots of its own whose first knot sits at what clean images reach (a dead zone):
   a feature then counts only beyond the clean range, so an image stored another way, whose
@@ -122,7 +124,12 @@ class VerdictModel:
         """Calibrated 0..100 quality of each feature row; higher is better."""
         head = self.document["quality"]
         basis = self.basis(rows, head.get("knots"))
-        raw = 100.0 * _sigmoid(head["intercept"] - basis @ np.asarray(head["weights"]))
+        if head.get("form") == "worst_kind":
+            # As good as its worst artifact: one monotone logistic head per kind (every weight >= 0).
+            z = np.asarray(head["intercepts"]) + basis @ np.asarray(head["weights"])  # (n, K)
+            raw = 100.0 * (1.0 - _sigmoid(z).max(axis=1))
+        else:
+            raw = 100.0 * _sigmoid(head["intercept"] - basis @ np.asarray(head["weights"]))
         calibration = head["calibration"]
         return np.clip(np.interp(raw, calibration["x"], calibration["y"]), 0.0, 100.0)
 

@@ -93,14 +93,15 @@ class VerdictLimits(BaseModel):
     and the ``severity`` of its worst finding (0-100, higher is worse).
 
     A series warns when its quality is below ``quality_warn`` or a finding reaches ``severity_warn``,
-    and fails below ``quality_fail`` or at ``severity_fail``. The defaults were chosen on the verdict
-    model's synthetic validation copies, never on the real evaluation images: the warn limits flag the
-    most severe copies while passing at least 97 % of clean and mild ones (a margin over the 95 % goal
-    for what real scanners add), the fail limits fail no clean copy (docs/verdict.md).
+    and fails below ``quality_fail`` or at ``severity_fail``. The defaults are the shipped verdict
+    model's ``suggested_limits``, derived by its training on synthetic validation copies, never on the
+    real evaluation images (a test keeps them equal): the warn limits pass at least 97 % of clean and
+    mild copies (a margin over the 95 % goal for what real scanners add), the fail limits fail no copy
+    damaged at most moderately (docs/verdict.md). A new model brings new defaults.
     """
 
-    quality_warn: float = Field(65.0, ge=0, le=100)
-    quality_fail: float = Field(40.0, ge=0, le=100)
+    quality_warn: float = Field(71.0, ge=0, le=100)
+    quality_fail: float = Field(46.0, ge=0, le=100)
     severity_warn: float = Field(40.0, ge=0, le=100)
     severity_fail: float = Field(70.0, ge=0, le=100)
 

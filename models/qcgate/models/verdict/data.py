@@ -28,6 +28,7 @@ from qcgate.models.corruption import (
     quality_label,
     reference_measures,
 )
+from qcgate.models.corruption.kspace import to_image, to_kspace
 from qcgate.models.evaluation_guard import assert_not_evaluation_data
 from qcgate.models.synthesis import SynthesisConfig, synthesize_slice
 
@@ -68,6 +69,68 @@ class Sample:
     restorings: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Reconstruction:
+    """What a scanner's reconstruction does to a clean acquisition, drawn at random per base.
+
+    Real clean images are not white-noise-limited up to the matrix edge: vendors apodise k-space
+    (a Fermi or Tukey "raw filter", which correlates the noise and softens the finest detail) and
+    parallel imaging leaves a noise level that varies smoothly over the image (the g-factor). A
+    model that only ever saw white noise up to kmax would read every real clean image as blurred.
+    Both are drawn here as part of the clean base (its label stays 100); the simulator's
+    corruptions come on top of them.
+    """
+
+    window: np.ndarray  # (R, C) k-space gain, 1 at the centre
+    g_map: np.ndarray | None  # (R, C) noise amplification >= 1, or None
+
+    @classmethod
+    def draw(cls, shape: tuple[int, ...], rng: np.random.Generator) -> Reconstruction:
+        kr = np.abs(np.arange(shape[0]) - shape[0] // 2) / (shape[0] / 2)
+        kc = np.abs(np.arange(shape[1]) - shape[1] // 2) / (shape[1] / 2)
+        choice = rng.random()
+        if choice < 0.35:  # no filter
+            window = np.ones(shape)
+        elif choice < 0.7:  # Fermi, radial or per axis
+            cut, width = rng.uniform(0.8, 0.97), rng.uniform(0.02, 0.06)
+            if rng.random() < 0.5:
+                window = 1.0 / (1.0 + np.exp((np.hypot(kr[:, None], kc[None, :]) - cut) / width))
+            else:
+                window = np.outer(
+                    1.0 / (1.0 + np.exp((kr - cut) / width)), 1.0 / (1.0 + np.exp((kc - cut) / width))
+                )
+        else:  # Tukey: flat, then a raised cosine over the outer ``alpha`` of k-space, per axis
+            alpha, floor = rng.uniform(0.1, 0.35), rng.uniform(0.2, 0.6)
+            taper = [
+                np.where(k < 1 - alpha, 1.0, floor + (1 - floor) * _raised_cosine((k - 1 + alpha) / alpha))
+                for k in (kr, kc)
+            ]
+            window = np.outer(*taper)
+        g_map = None
+        if rng.random() < 0.3:  # parallel imaging: a smooth g-factor map between 1 and 1.2-2
+            lattice = rng.random((4, 4))
+            field = ndimage.zoom(lattice, (shape[0] / 4, shape[1] / 4), order=3, mode="nearest")
+            field = field[: shape[0], : shape[1]]
+            field = (field - field.min()) / max(float(np.ptp(field)), 1e-9)
+            g_map = 1.0 + rng.uniform(0.2, 1.0) * field
+        return cls(window.astype(np.float32), None if g_map is None else g_map.astype(np.float32))
+
+    def noise(self, sigma: float, rng: np.random.Generator) -> np.ndarray:
+        """Complex Gaussian noise of std ``sigma`` per channel, amplified by the g-factor map."""
+        shape = self.window.shape
+        noise = sigma * (rng.standard_normal(shape) + 1j * rng.standard_normal(shape))
+        return noise if self.g_map is None else noise * self.g_map
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """The complex image through the k-space window."""
+        return to_image(to_kspace(image) * self.window)
+
+
+def _raised_cosine(t: np.ndarray) -> np.ndarray:
+    """1 at ``t <= 0`` falling to 0 at ``t = 1`` (half a cosine period)."""
+    return 0.5 * (1.0 + np.cos(np.pi * np.clip(t, 0.0, 1.0)))
+
+
 def make_base(seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(base image (complex or magnitude), foreground) for ``seed``: clean anatomy plus a noise floor."""
     synthetic = synthesize_slice(seed, CONFIG)
@@ -76,11 +139,12 @@ def make_base(seed: int) -> tuple[np.ndarray, np.ndarray]:
     sigma = signal / float(np.exp(rng.uniform(np.log(12.0), np.log(100.0))))
     coils = int(rng.choice([1, 1, 2, 4, 8, 16]))
     image = synthetic.image
-    first = image + sigma * (rng.standard_normal(image.shape) + 1j * rng.standard_normal(image.shape))
+    recon = Reconstruction.draw(image.shape, rng)
+    first = recon.apply(image + recon.noise(sigma, rng))
     if coils == 1:
         base = first.astype(np.complex64)
     else:
-        extra = sigma**2 * rng.chisquare(2 * (coils - 1), size=image.shape) / 2 * 2
+        extra = sum(np.abs(recon.apply(recon.noise(sigma, rng))) ** 2 for _ in range(coils - 1))
         base = np.sqrt(np.abs(first) ** 2 + extra).astype(np.float32)
     assert_not_evaluation_data(np.abs(base), synthetic.provenance)
     return base, synthetic.foreground

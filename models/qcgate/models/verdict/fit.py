@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 
-__all__ = ["fit_finding", "fit_kind", "fit_quality", "isotonic_knots", "quantile_knots"]
+__all__ = ["fit_finding", "fit_kind", "fit_quality", "fit_worst_kind", "isotonic_knots", "quantile_knots"]
 
 _QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.97, 1.0)
 
@@ -34,17 +34,36 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
 
 
-def fit_quality(basis: np.ndarray, label: np.ndarray, l2: float = 1e-3) -> tuple[float, np.ndarray]:
-    """(b, w >= 0) minimising mean((sigmoid(b - basis w) - label/100)^2) + l2 |w|^2."""
+def fit_quality(
+    basis: np.ndarray,
+    label: np.ndarray,
+    l2: float = 1e-3,
+    pairs: np.ndarray | None = None,
+    invariance: float = 0.0,
+) -> tuple[float, np.ndarray]:
+    """(b, w >= 0) minimising mean((sigmoid(b - basis w) - label/100)^2) + l2 |w|^2
+    + invariance * mean over ``pairs`` (rows i, j: one clean image stored two ways) of (p_i - p_j)^2.
+
+    The pair term teaches the head to lean on features that a benign re-storing leaves alone: what
+    the issue asks of ``quality`` (the same score however a clean image was stored) becomes part of
+    the objective instead of only a criterion of the selection.
+    """
     target = label / 100.0
     n, m = basis.shape
+    first, second = (pairs[:, 0], pairs[:, 1]) if pairs is not None and len(pairs) else (None, None)
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         b, w = theta[0], theta[1:]
         p = _sigmoid(b - basis @ w)
         r = p - target
-        g = 2.0 * r * p * (1.0 - p) / n
+        g = 2.0 * r / n
         value = float(np.mean(r * r) + l2 * w @ w)
+        if first is not None and invariance > 0:
+            d = p[first] - p[second]
+            value += invariance * float(np.mean(d * d))
+            np.add.at(g, first, 2.0 * invariance * d / len(d))
+            np.add.at(g, second, -2.0 * invariance * d / len(d))
+        g = g * p * (1.0 - p)
         return value, np.concatenate([[g.sum()], -(basis.T @ g) + 2 * l2 * w])
 
     theta0 = np.concatenate([[3.0], np.full(m, 0.1)])
@@ -66,6 +85,46 @@ def fit_finding(basis: np.ndarray, target: np.ndarray, l2: float = 1e-3) -> tupl
 
     result = minimize(loss, np.zeros(m + 1), jac=True, method="L-BFGS-B", options={"maxiter": 3000})
     return float(result.x[0]), result.x[1:]
+
+
+def fit_worst_kind(
+    basis: np.ndarray,
+    severities: np.ndarray,
+    l2: float = 1e-3,
+    pairs: np.ndarray | None = None,
+    invariance: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(a (K,), W >= 0 (m, K)): per kind K a monotone logistic ``sigmoid(a_K + basis W_K)`` fitted by
+    cross-entropy to that kind's applied severity (``severities[:, K]`` in [0, 1]) + l2 |W_K|^2
+    + ``invariance`` * mean over ``pairs`` of the squared change of its output; the quality head
+    ``100 (1 - max_K sigmoid(...))`` is then as good as the worst artifact."""
+    n, m = basis.shape
+    first, second = (pairs[:, 0], pairs[:, 1]) if pairs is not None and len(pairs) else (None, None)
+    intercepts, weights = [], []
+    for kind in range(severities.shape[1]):
+        target = severities[:, kind]
+
+        def loss(theta: np.ndarray, target: np.ndarray = target) -> tuple[float, np.ndarray]:
+            a, v = theta[0], theta[1:]
+            p = np.clip(_sigmoid(a + basis @ v), 1e-9, 1 - 1e-9)
+            value = float(-np.mean(target * np.log(p) + (1 - target) * np.log(1 - p)) + l2 * v @ v)
+            g = (p - target) / n  # d cross-entropy / d z
+            if first is not None and invariance > 0:
+                d = p[first] - p[second]
+                value += invariance * float(np.mean(d * d))
+                dp = np.zeros(n)
+                np.add.at(dp, first, 2.0 * invariance * d / len(d))
+                np.add.at(dp, second, -2.0 * invariance * d / len(d))
+                g = g + dp * p * (1.0 - p)
+            return value, np.concatenate([[g.sum()], basis.T @ g + 2 * l2 * v])
+
+        bounds = [(None, None)] + [(0.0, None)] * m
+        result = minimize(
+            loss, np.zeros(m + 1), jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 3000}
+        )
+        intercepts.append(result.x[0])
+        weights.append(result.x[1:])
+    return np.array(intercepts), np.stack(weights, axis=1)
 
 
 def isotonic_knots(x: np.ndarray, y: np.ndarray, max_knots: int = 40) -> tuple[list[float], list[float]]:
