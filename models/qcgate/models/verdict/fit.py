@@ -34,6 +34,19 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
 
 
+def _pair_term(p: np.ndarray, pairs: np.ndarray | None, weight: float) -> tuple[float, np.ndarray]:
+    """``weight * mean((p_i - p_j)^2)`` over the row pairs (one clean image stored two ways) and its
+    gradient with respect to every ``p``; zero without pairs or weight."""
+    gradient = np.zeros_like(p)
+    if pairs is None or not len(pairs) or weight <= 0:
+        return 0.0, gradient
+    first, second = pairs[:, 0], pairs[:, 1]
+    d = p[first] - p[second]
+    np.add.at(gradient, first, 2.0 * weight * d / len(d))
+    np.add.at(gradient, second, -2.0 * weight * d / len(d))
+    return weight * float(np.mean(d * d)), gradient
+
+
 def fit_quality(
     basis: np.ndarray,
     label: np.ndarray,
@@ -50,20 +63,14 @@ def fit_quality(
     """
     target = label / 100.0
     n, m = basis.shape
-    first, second = (pairs[:, 0], pairs[:, 1]) if pairs is not None and len(pairs) else (None, None)
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         b, w = theta[0], theta[1:]
         p = _sigmoid(b - basis @ w)
         r = p - target
-        g = 2.0 * r / n
-        value = float(np.mean(r * r) + l2 * w @ w)
-        if first is not None and invariance > 0:
-            d = p[first] - p[second]
-            value += invariance * float(np.mean(d * d))
-            np.add.at(g, first, 2.0 * invariance * d / len(d))
-            np.add.at(g, second, -2.0 * invariance * d / len(d))
-        g = g * p * (1.0 - p)
+        pair_value, pair_gradient = _pair_term(p, pairs, invariance)
+        value = float(np.mean(r * r) + l2 * w @ w) + pair_value
+        g = (2.0 * r / n + pair_gradient) * p * (1.0 - p)
         return value, np.concatenate([[g.sum()], -(basis.T @ g) + 2 * l2 * w])
 
     theta0 = np.concatenate([[3.0], np.full(m, 0.1)])
@@ -99,7 +106,6 @@ def fit_worst_kind(
     + ``invariance`` * mean over ``pairs`` of the squared change of its output; the quality head
     ``100 (1 - max_K sigmoid(...))`` is then as good as the worst artifact."""
     n, m = basis.shape
-    first, second = (pairs[:, 0], pairs[:, 1]) if pairs is not None and len(pairs) else (None, None)
     intercepts, weights = [], []
     for kind in range(severities.shape[1]):
         target = severities[:, kind]
@@ -107,16 +113,10 @@ def fit_worst_kind(
         def loss(theta: np.ndarray, target: np.ndarray = target) -> tuple[float, np.ndarray]:
             a, v = theta[0], theta[1:]
             p = np.clip(_sigmoid(a + basis @ v), 1e-9, 1 - 1e-9)
+            pair_value, pair_gradient = _pair_term(p, pairs, invariance)
             value = float(-np.mean(target * np.log(p) + (1 - target) * np.log(1 - p)) + l2 * v @ v)
-            g = (p - target) / n  # d cross-entropy / d z
-            if first is not None and invariance > 0:
-                d = p[first] - p[second]
-                value += invariance * float(np.mean(d * d))
-                dp = np.zeros(n)
-                np.add.at(dp, first, 2.0 * invariance * d / len(d))
-                np.add.at(dp, second, -2.0 * invariance * d / len(d))
-                g = g + dp * p * (1.0 - p)
-            return value, np.concatenate([[g.sum()], basis.T @ g + 2 * l2 * v])
+            g = (p - target) / n + pair_gradient * p * (1.0 - p)  # d loss / d z
+            return value + pair_value, np.concatenate([[g.sum()], basis.T @ g + 2 * l2 * v])
 
         bounds = [(None, None)] + [(0.0, None)] * m
         result = minimize(
