@@ -1,0 +1,72 @@
+"""The verdict model's fitting (models/qcgate/models/verdict/fit.py): gradients, monotonicity and what
+the clean-pair term does. Small synthetic problems, milliseconds each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from scipy.optimize import check_grad
+
+import qcgate.models.verdict.fit as fitting
+
+Loss = Callable[[np.ndarray], tuple[float, np.ndarray]]
+
+
+@pytest.fixture
+def losses(monkeypatch: pytest.MonkeyPatch) -> list[Loss]:
+    """Every loss the fitting functions hand to the optimiser, in order."""
+    seen: list[Loss] = []
+    optimise = fitting.minimize
+
+    def recording(fun: Loss, x0: np.ndarray, **options: object) -> object:
+        seen.append(fun)
+        return optimise(fun, x0, **options)
+
+    monkeypatch.setattr(fitting, "minimize", recording)
+    return seen
+
+
+def test_the_losses_with_the_pair_term_have_the_gradients_they_report(losses: list[Loss]) -> None:
+    rng = np.random.default_rng(0)
+    basis, pairs = rng.random((60, 5)), np.array([[0, 1], [2, 3], [4, 5], [6, 0]])
+    fitting.fit_quality(basis, 100 * rng.random(60), l2=1e-3, pairs=pairs, invariance=5.0)
+    fitting.fit_worst_kind(basis, rng.random((60, 2)), l2=1e-3, pairs=pairs, invariance=5.0)
+    assert len(losses) == 3, "one additive head, two kinds"
+    for loss in losses:
+        theta = rng.standard_normal(6)
+        assert check_grad(lambda t, f=loss: f(t)[0], lambda t, f=loss: f(t)[1], theta) < 1e-5
+
+
+def test_the_pair_term_moves_weight_off_a_feature_that_storage_changes() -> None:
+    """Column 0 tracks the label but also jumps between the two storings of each clean image; column
+    1 tracks the label alone. With the pair term the head leans on column 1 and the pairs agree."""
+    rng = np.random.default_rng(1)
+    damage = rng.random(200)
+    storing = np.repeat(rng.random(100) * 0.6, 2) * np.tile([0.0, 1.0], 100)  # pair (2i, 2i+1)
+    basis = np.stack([np.clip(damage + storing, 0, 1), damage], axis=1)
+    label = 100 * (1 - damage)
+    pairs = np.arange(200).reshape(100, 2)
+    plain = fitting.fit_quality(basis, label, l2=1e-4)
+    paired = fitting.fit_quality(basis, label, l2=1e-4, pairs=pairs, invariance=10.0)
+
+    def pair_change(head: tuple[float, np.ndarray]) -> float:
+        p = 1 / (1 + np.exp(-(head[0] - basis @ head[1])))
+        return float(np.mean(np.abs(p[pairs[:, 0]] - p[pairs[:, 1]])))
+
+    assert paired[1][0] < plain[1][0], "less weight on the storage-sensitive feature"
+    assert pair_change(paired) < 0.5 * pair_change(plain)
+    assert (paired[1] >= 0).all()
+
+
+def test_worst_kind_heads_are_monotone_and_each_follows_its_own_kind() -> None:
+    rng = np.random.default_rng(2)
+    basis = rng.random((300, 2))
+    severities = np.stack([basis[:, 0], basis[:, 1] ** 2], axis=1)  # kind k lives in column k
+    intercepts, weights = fitting.fit_worst_kind(basis, severities, l2=1e-4)
+    assert intercepts.shape == (2,)
+    assert weights.shape == (2, 2)
+    assert (weights >= 0).all(), "no feature may make an image better by getting worse"
+    assert weights[0, 0] > 5 * weights[1, 0]
+    assert weights[1, 1] > 5 * weights[0, 1]
