@@ -82,9 +82,10 @@ def write_report(sr_dir: Path, dataset: Dataset) -> tuple[Path, int]:
     return target, write_durably(target, [buffer.getvalue()])
 
 
-def _write(
+def write_issued(
     settings: Settings, kind: ReportKind, dataset: Dataset, instance_number: int, predecessor: Report | None
 ) -> IssuedReport:
+    """Write a built report durably; what its row will record."""
     target, size = write_report(settings.sr_dir, dataset)
     return IssuedReport(
         kind=kind,
@@ -130,7 +131,33 @@ def warm_up() -> float:
     return time.perf_counter() - started
 
 
-def _next_in_series(previous: Report | None) -> tuple[str, int]:
+def report_row(item: IssuedReport, assessment: Assessment, now: datetime) -> Report:
+    """The row of a report written for ``assessment``."""
+    return Report(
+        series_id=assessment.series_id,
+        assessment_id=assessment.id,
+        kind=item.kind,
+        sop_class_uid=item.sop_class_uid,
+        sop_instance_uid=item.sop_instance_uid,
+        series_instance_uid=item.series_instance_uid,
+        instance_number=item.instance_number,
+        path=item.path,
+        size_bytes=item.size_bytes,
+        predecessor_id=item.predecessor_id,
+        created_at=now,
+    )
+
+
+def prior_report(study_instance_uid: str, previous: Report | None) -> PriorReport | None:
+    """What a new report cites as the one it supersedes (None for the first)."""
+    if previous is None:
+        return None
+    return PriorReport(
+        study_instance_uid, previous.series_instance_uid, previous.sop_instance_uid, previous.sop_class_uid
+    )
+
+
+def next_in_series(previous: Report | None) -> tuple[str, int]:
     """(Series Instance UID, Instance Number) of the next report of one kind about one series."""
     if previous is None:
         return generate_uid(), 1
@@ -158,20 +185,11 @@ def issue_reports(
             return []  # superseded by a newer instance: its own assessment will report
         previous_sr = latest_report(session, series_id, ReportKind.SR)
         previous_kos = latest_report(session, series_id, ReportKind.KOS)
-        prior = (
-            PriorReport(
-                series.study.study_instance_uid,
-                previous_sr.series_instance_uid,
-                previous_sr.sop_instance_uid,
-                previous_sr.sop_class_uid,
-            )
-            if previous_sr
-            else None
-        )
+        prior = prior_report(series.study.study_instance_uid, previous_sr)
     issued: list[IssuedReport] = []
     try:
         evidence = read_evidence(files)
-        sr_series, sr_number = _next_in_series(previous_sr)
+        sr_series, sr_number = next_in_series(previous_sr)
         report = build_quality_report(
             evidence,
             document,
@@ -181,9 +199,9 @@ def issue_reports(
             predecessor=prior,
             content_datetime=assessed_at,
         )
-        issued.append(_write(settings, ReportKind.SR, report, sr_number, previous_sr))
+        issued.append(write_issued(settings, ReportKind.SR, report, sr_number, previous_sr))
         if settings.kos_on_fail and document.flag == Flag.FAIL:
-            kos_series, kos_number = _next_in_series(previous_kos)
+            kos_series, kos_number = next_in_series(previous_kos)
             selection = build_quality_issue_selection(
                 evidence,
                 document,
@@ -193,7 +211,7 @@ def issue_reports(
                 report=report,
                 content_datetime=assessed_at,
             )
-            issued.append(_write(settings, ReportKind.KOS, selection, kos_number, previous_kos))
+            issued.append(write_issued(settings, ReportKind.KOS, selection, kos_number, previous_kos))
     except ReportNotBuildable as exc:
         instruments().reports_failed.inc()
         log.warning("series %d: no report issued: %s", series_id, exc)
@@ -290,19 +308,7 @@ def record_publication(
     now = datetime.now(UTC)
     reports: dict[ReportKind, Report] = {}
     for item in issued:
-        report = Report(
-            series_id=series.id,
-            assessment_id=assessment.id,
-            kind=item.kind,
-            sop_class_uid=item.sop_class_uid,
-            sop_instance_uid=item.sop_instance_uid,
-            series_instance_uid=item.series_instance_uid,
-            instance_number=item.instance_number,
-            path=item.path,
-            size_bytes=item.size_bytes,
-            predecessor_id=item.predecessor_id,
-            created_at=now,
-        )
+        report = report_row(item, assessment, now)
         session.add(report)
         reports[item.kind] = report
     session.flush()

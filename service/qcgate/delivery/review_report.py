@@ -23,12 +23,19 @@ from qcgate.core.errors import ReportNotBuildable
 from qcgate.core.observability import instruments
 from qcgate.core.outcomes import SeriesStatus
 from qcgate.core.settings import Settings
-from qcgate.delivery.publish import read_evidence, route_review_revision, write_report
-from qcgate.sr import PriorReport, build_quality_report
+from qcgate.delivery.publish import (
+    next_in_series,
+    prior_report,
+    read_evidence,
+    report_row,
+    route_review_revision,
+    write_issued,
+)
+from qcgate.sr import build_quality_report
 from qcgate.sr.review import HumanReview
 from qcgate.store.delivery_repository import latest_report
 from qcgate.store.repository import instance_paths
-from qcgate.store.tables import Assessment, Report, Review, Series
+from qcgate.store.tables import Assessment, Review, Series
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +66,7 @@ def issue_review_report(
         if sop_class in settings.scored_sop_classes
     ]
     previous = latest_report(session, series.id, ReportKind.SR)
-    prior = (
-        PriorReport(
-            series.study.study_instance_uid,
-            previous.series_instance_uid,
-            previous.sop_instance_uid,
-            previous.sop_class_uid,
-        )
-        if previous
-        else None
-    )
-    sr_series, number = (
-        (previous.series_instance_uid, previous.instance_number + 1) if previous else (generate_uid(), 1)
-    )
+    sr_series, number = next_in_series(previous)
     try:
         dataset = build_quality_report(
             read_evidence(files),
@@ -79,7 +74,7 @@ def issue_review_report(
             series_instance_uid=sr_series,
             sop_instance_uid=generate_uid(),
             instance_number=number,
-            predecessor=prior,
+            predecessor=prior_report(series.study.study_instance_uid, previous),
             content_datetime=review.created_at,
             review=HumanReview(
                 reviewer=review.reviewer,
@@ -88,26 +83,14 @@ def issue_review_report(
                 review_id=review.id,
             ),
         )
-        target, size = write_report(settings.sr_dir, dataset)
+        item = write_issued(settings, ReportKind.SR, dataset, number, previous)
     except (ReportNotBuildable, OSError, InvalidDicomError) as exc:  # a spooled file gone or damaged
         instruments().reports_failed.inc()
         log.warning("series %d: review %d issued no SR: %s", series.id, review.id, exc)
         return None
-    report = Report(
-        series_id=series.id,
-        assessment_id=assessment.id,
-        kind=ReportKind.SR,
-        sop_class_uid=str(dataset.SOPClassUID),
-        sop_instance_uid=str(dataset.SOPInstanceUID),
-        series_instance_uid=sr_series,
-        instance_number=number,
-        path=str(target.relative_to(settings.sr_dir)),
-        size_bytes=size,
-        predecessor_id=previous.id if previous else None,
-        created_at=datetime.now(UTC),
-    )
+    report = report_row(item, assessment, datetime.now(UTC))
     session.add(report)
     session.flush()
     instruments().reports_issued.labels(kind=ReportKind.SR.value).inc()
     jobs = route_review_revision(session, settings, series, assessment, report, review.id)
-    return IssuedRevision(str(dataset.SOPInstanceUID), jobs)
+    return IssuedRevision(item.sop_instance_uid, jobs)
