@@ -10,9 +10,8 @@ retention already pruned has no slab; its pairs are listed with ``"slabs": false
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -25,6 +24,7 @@ from qcgate.core.settings import Settings
 from qcgate.imaging.volume import build_stacks
 from qcgate.store.pairs import all_judgements
 from qcgate.store.repository import instance_paths
+from qcgate.store.spool import replace_durably
 from qcgate.store.tables import PairJudgement, Series
 from qcgate.store.trends import quality_history
 
@@ -53,14 +53,6 @@ def central_slab(series: Series, settings: Settings, session: Session) -> np.nda
     return np.ascontiguousarray(voxels[start : start + SLAB_SLICES], dtype=np.float32)
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as stream:
-        write(stream)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(stream.name, path)
-
-
 def export_pairs(session: Session, settings: Settings, out_dir: Path, now: datetime) -> dict[str, Any]:
     """Write ``pairs-<time>.json`` and ``pairs-<time>.npz`` into ``out_dir``; returns the JSON."""
     judgements = all_judgements(session)
@@ -79,9 +71,9 @@ def export_pairs(session: Session, settings: Settings, out_dir: Path, now: datet
             slabs[row.series_instance_uid] = slab
     stem = f"pairs-{now:%Y%m%dT%H%M%S%fZ}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(
-        out_dir / f"{stem}.npz", lambda stream: np.savez_compressed(stream, **cast(dict[str, Any], slabs))
-    )
+    archive = io.BytesIO()
+    np.savez_compressed(archive, **cast(dict[str, Any], slabs))
+    replace_durably(out_dir / f"{stem}.npz", [archive.getbuffer()])
     dataset = {
         "format": EXPORT_FORMAT,
         "created_at": now.isoformat(),
@@ -89,9 +81,7 @@ def export_pairs(session: Session, settings: Settings, out_dir: Path, now: datet
         "slab_slices": SLAB_SLICES,
         "pairs": [_pair(judgement, quality, slabs) for judgement in judgements],
     }
-    _atomic_write(
-        out_dir / f"{stem}.json", lambda stream: stream.write(json.dumps(dataset, indent=1).encode())
-    )
+    replace_durably(out_dir / f"{stem}.json", [json.dumps(dataset, indent=1).encode()])
     return dataset | {"path": str(out_dir / f"{stem}.json")}
 
 

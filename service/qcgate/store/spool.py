@@ -65,27 +65,33 @@ def _make_directories(directory: Path) -> None:
         _fsync_directory(new_directory.parent)
 
 
-def write_durably(target: Path, chunks: list[bytes | memoryview]) -> int:
-    """Write ``chunks`` to ``target`` via temp file, fsync, rename and directory fsync.
+def replace_durably(target: Path, chunks: list[bytes | memoryview]) -> int:
+    """Write ``chunks`` to ``target`` via temp file, fsync, rename and directory fsync, so that
+    ``target`` is either absent, its old content, or all of the new; returns the bytes written.
 
-    Returns the number of bytes written. Any OS error becomes :class:`SpoolWriteFailed` (0xA710) and
-    leaves no partial file behind.
+    OS errors propagate as they are, and leave no partial file behind.
     """
+    _make_directories(target.parent)
+    fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".incoming-", suffix=".part")
     try:
-        _make_directories(target.parent)
-        fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".incoming-", suffix=".part")
-        try:
-            size = 0
-            with os.fdopen(fd, "wb") as handle:
-                for chunk in chunks:
-                    size += handle.write(chunk)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp_name, target)
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
-        _fsync_directory(target.parent)
+        size = 0
+        with os.fdopen(fd, "wb") as handle:
+            for chunk in chunks:
+                size += handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_name, target)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    _fsync_directory(target.parent)
+    return size
+
+
+def write_durably(target: Path, chunks: list[bytes | memoryview]) -> int:
+    """:func:`replace_durably` for a received instance or a report: any OS error becomes
+    :class:`SpoolWriteFailed` (0xA710). Returns the number of bytes written."""
+    try:
+        return replace_durably(target, chunks)
     except OSError as exc:
         raise SpoolWriteFailed(f"could not store instance durably: {exc.strerror}") from exc
-    return size
