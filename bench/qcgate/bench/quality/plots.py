@@ -25,7 +25,9 @@ from qcgate.models.corruption import ssim
 __all__ = ["calibration_plot", "example_grid", "scatter_grid"]
 
 _COLUMNS = 4
-_MARKERS = "osD^v<>pPX*hH8d"  # one per copy kind, in order of appearance (clean and restore first)
+# One shape per copy kind, in order of appearance (clean and restore first); no hexagons, which read
+# as circles at this size.
+_MARKERS = "osD^v<>pPX*d12x+"
 
 
 def scatter_grid(rows: Sequence[ScoreRow], metric: str, higher_is_better: bool, path: Path) -> None:
@@ -109,7 +111,7 @@ def calibration_plot(rows: Sequence[ScoreRow], path: Path) -> None:
     kinds = sorted({row.kind for row in rows}, key=lambda k: (k not in (CLEAN, RESTORE), k == RANDOM, k))
     markers = {kind: _MARKERS[i % len(_MARKERS)] for i, kind in enumerate(kinds)}
     scored = [row for row in rows if row.quality is not None and math.isfinite(row.quality)]
-    figure = Figure(figsize=(13.0, 6.0))
+    figure = Figure(figsize=(13.0, 7.5))
     axes = figure.subplots(1, 2, sharey=True)
     for axis, (label, reference) in zip(
         axes,
@@ -128,7 +130,7 @@ def calibration_plot(rows: Sequence[ScoreRow], path: Path) -> None:
                 marker=markers[row.kind],
                 color=colours[row.image],
                 alpha=0.8,
-                edgecolors="black" if clean else "none",
+                edgecolors="black" if clean else None,  # None: no outline (and none asked of line markers)
                 zorder=3 if clean else 2,
             )
         axis.set_xlabel(label)
@@ -147,12 +149,13 @@ def calibration_plot(rows: Sequence[ScoreRow], path: Path) -> None:
     ]
     legends = ((image_handles, "lower left", "image"), (kind_handles, "lower right", "kind"))
     for handles, where, title in legends:
-        figure.legend(handles=handles, loc=where, ncol=min(len(handles), 5), fontsize=8, title=title)
+        # four columns each, so the two legends sit side by side without covering one another
+        figure.legend(handles=handles, loc=where, ncol=min(len(handles), 4), fontsize=8, title=title)
     missing = len(rows) - len(scored)
     figure.suptitle(
         f"Series quality against the reference, {len(images)} images, {len(scored)} copies"
         + (f" ({missing} without a quality)" if missing else ""),
         fontsize=13,
     )
-    figure.tight_layout(rect=(0, 0.16, 1, 0.95))
+    figure.tight_layout(rect=(0, 0.22, 1, 0.95))
     figure.savefig(path, dpi=80)
