@@ -13,7 +13,9 @@ from scipy import ndimage
 from qcgate.contract.artifacts import AIR_FEATURES, FEATURE_NAMES, artifact_features, slice_features
 from qcgate.contract.verdict_model import VerdictModel, default_verdict_path, load_verdict_model
 from qcgate.models.code_key import code_only
-from qcgate.models.verdict.data import samples_for_base
+from qcgate.models.corruption import corrupt
+from qcgate.models.verdict.data import make_base, restore, samples_for_base
+from qcgate.models.verdict.evidence import auc
 from qcgate.models.verdict.generate import data_key
 
 
@@ -135,6 +137,31 @@ def test_a_folded_field_of_view_raises_edge_wrap_above_a_crop() -> None:
     assert wrapped is not None
     assert plain is not None
     assert wrapped["edge_wrap"] > plain["edge_wrap"] + 0.3
+
+
+@pytest.mark.slow  # twelve synthetic slices, each wrapped along both axes: about 10 s
+def test_a_wrapped_field_of_view_continues_across_its_edges_where_a_crop_does_not() -> None:
+    """``wrap_seam`` on the simulator's wrap-around (severity 0.8) against the same clean slices
+    cropped to the anatomy or zero-filled: they hardly overlap."""
+    clean, wrapped = [], []
+    for seed in range(100_000, 100_012):
+        base, foreground = make_base(seed)
+        rng = np.random.default_rng(seed)
+        stored, _ = restore(np.abs(base), foreground, rng, p=0.0, strong=True)
+        for image in (np.abs(base), stored):
+            clean.append(_feature(image, "wrap_seam"))
+        for axis in (-2, -1):
+            folded, _ = corrupt(base, "wrap_around", 0.8, rng, phase_encode_axis=axis)
+            wrapped.append(_feature(np.abs(folded), "wrap_seam"))
+    assert np.median(clean) < 0.05
+    assert np.median(wrapped) > 0.15
+    assert auc([-v for v in clean], [-v for v in wrapped]) > 0.85
+
+
+def _feature(image: np.ndarray, name: str) -> float:
+    features = slice_features(image)
+    assert features is not None
+    return features[name]
 
 
 def test_a_half_fov_ghost_over_the_anatomy_raises_ghost_overlap_even_without_air() -> None:

@@ -10,6 +10,7 @@ import pytest
 from scipy.optimize import check_grad
 
 import qcgate.models.verdict.fit as fitting
+from qcgate.models.verdict.train import quality_limits
 
 Loss = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
@@ -70,3 +71,16 @@ def test_worst_kind_heads_are_monotone_and_each_follows_its_own_kind() -> None:
     assert (weights >= 0).all(), "no feature may make an image better by getting worse"
     assert weights[0, 0] > 5 * weights[1, 0]
     assert weights[1, 1] > 5 * weights[0, 1]
+
+
+def test_quality_limits_pass_the_clean_share_and_fail_nothing_moderate_on_quality() -> None:
+    quality = np.array([95.0, 90.0, 85.0, 80.0, 30.0, 62.5, 50.0, 10.0])
+    reported = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 75.0, 90.0])  # two copies with failing findings
+    mild = np.array([True, True, True, True, False, False, False, False])
+    moderate = mild | np.array([False, False, False, False, False, True, True, False])
+    warn, fail = quality_limits(quality, reported, mild, moderate)
+    assert warn == 80  # every clean/mild copy passes below 80 (0.97 of them must)
+    # the moderate copy at 50 is failed by its finding, not by quality: it does not pull the limit
+    # down to 50 (it did before, to 0, when the rule also counted findings); 62.5 does
+    assert fail == 62
+    assert quality_limits(quality, reported, mild, np.zeros(8, bool))[1] == warn

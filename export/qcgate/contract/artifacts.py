@@ -33,6 +33,9 @@ Features (``FEATURE_NAMES``; all higher is worse):
                    white noise reaches (herringbone stripes)
 ``bias``           std of a quadratic fitted to smoothed log intensity in the tissue (bias field)
 ``edge_wrap``      foreground fraction of the emptier of two opposite FOV edges, worse axis
+``wrap_seam``      correlation of the detail along the two opposite FOV edges where both hold
+                   anatomy, worse axis: a folded (wrapped) field of view is periodic, so each
+                   edge continues the other
 ``pe_anisotropy``  abs log ratio of the gradient energies along the two axes in the tissue
 ``ghost_overlap``  correlation of the tissue's fine detail with itself half the FOV away, worse
                    axis (a Nyquist ghost laid over the anatomy: seen without any air)
@@ -74,6 +77,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "spike",
     "bias",
     "edge_wrap",
+    "wrap_seam",
     "pe_anisotropy",
     "ghost_overlap",
     "bg_corr",
@@ -156,6 +160,7 @@ def slice_features(image: np.ndarray) -> dict[str, float] | None:
         "spike": _spike(spectrum),
         "bias": _bias(y, core),
         "edge_wrap": _edge_wrap(foreground),
+        "wrap_seam": _wrap_seam(y, foreground),
         "pe_anisotropy": _pe_anisotropy(y, core),
         "ghost_overlap": _ghost_overlap(y, core),
         **(_air_features(y, foreground, air) if air is not None else _CLEAN_AIR),
@@ -407,6 +412,34 @@ def _edge_wrap(foreground: np.ndarray) -> float:
         first = np.take(foreground, np.arange(band), axis=axis).mean()
         last = np.take(foreground, np.arange(n - band, n), axis=axis).mean()
         worst = max(worst, float(min(first, last)))
+    return worst
+
+
+def _wrap_seam(y: np.ndarray, foreground: np.ndarray) -> float:
+    """max over axes of the Pearson correlation between the detail (first differences) along the
+    first and along the last band (1 % of the side, >= 1 px) of the field of view, over the
+    positions where both bands hold anatomy, times the share of the band they make up.
+
+    A phase-encode field of view smaller than the object folds it over: the image is periodic, so
+    the anatomy leaving the last row comes back in the first, and the two edges continue one
+    another (0.1-0.6 on severely wrapped synthetic slices). A field of view cropped to the
+    anatomy, or one the anatomy fills, has two unrelated parts of the object at its ends (0 in
+    most clean synthetic slices, under 0.1 in nine of ten). Symmetric under flips and
+    transposition. Higher is worse.
+    """
+    worst = 0.0
+    for axis in (0, 1):
+        z, inside = np.moveaxis(y, axis, 0), np.moveaxis(foreground, axis, 0)
+        band = max(1, int(round(0.01 * z.shape[0])))
+        first, last = np.diff(z[:band].mean(axis=0)), np.diff(z[-band:].mean(axis=0))
+        both = inside[:band].all(axis=0) & inside[-band:].all(axis=0)
+        both = both[1:] & both[:-1]  # type: ignore[index]  # (n - 1,): both differences in the anatomy
+        if both.sum() < 8:
+            continue
+        a, b = first[both] - first[both].mean(), last[both] - last[both].mean()
+        denominator = math.sqrt(float((a * a).sum() * (b * b).sum()))
+        if denominator > 0:
+            worst = max(worst, float((a * b).sum()) / denominator * float(both.mean()))
     return worst
 
 

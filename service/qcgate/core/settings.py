@@ -101,7 +101,7 @@ class VerdictLimits(BaseModel):
     """
 
     quality_warn: float = Field(71.0, ge=0, le=100)
-    quality_fail: float = Field(46.0, ge=0, le=100)
+    quality_fail: float = Field(53.0, ge=0, le=100)
     severity_warn: float = Field(40.0, ge=0, le=100)
     severity_fail: float = Field(70.0, ge=0, le=100)
 

@@ -74,20 +74,28 @@ class Reconstruction:
     """What a scanner's reconstruction does to a clean acquisition, drawn at random per base.
 
     Real clean images are not white-noise-limited up to the matrix edge: vendors apodise k-space
-    (a Fermi or Tukey "raw filter", which correlates the noise and softens the finest detail) and
-    parallel imaging leaves a noise level that varies smoothly over the image (the g-factor). A
-    model that only ever saw white noise up to kmax would read every real clean image as blurred.
-    Both are drawn here as part of the clean base (its label stays 100); the simulator's
-    corruptions come on top of them.
+    (a Fermi or Tukey "raw filter", which correlates the noise and softens the finest detail),
+    parallel imaging leaves a noise level that varies smoothly over the image (the g-factor), and
+    most clinical series are displayed on a finer matrix than was acquired: the scanner zero-fills
+    k-space ("interpolation", ZIP; a 256 x 134 acquisition shown at 484 x 484), so the outer
+    k-space of the stored matrix is empty, or interpolates in the image (linear or cubic), which
+    leaves a soft roll-off instead of a cliff. A model that only ever saw white noise up to kmax would
+    read every real clean image as blurred, and every interpolated one as truncated. All three are
+    drawn here as part of the clean base (its label stays 100); the simulator's corruptions come
+    on top of them, in the pixels of the displayed matrix.
     """
 
-    window: np.ndarray  # (R, C) k-space gain, 1 at the centre
+    window: np.ndarray  # (R, C) k-space gain, 1 at the centre, 0 where nothing was acquired
     g_map: np.ndarray | None  # (R, C) noise amplification >= 1, or None
+    spline_order: int | None = None  # interpolated in the image with this order; None: zero-filled
 
     @classmethod
     def draw(cls, shape: tuple[int, ...], rng: np.random.Generator) -> Reconstruction:
-        kr = np.abs(np.arange(shape[0]) - shape[0] // 2) / (shape[0] / 2)
-        kc = np.abs(np.arange(shape[1]) - shape[1] // 2) / (shape[1] / 2)
+        acquired = _acquired_fraction(rng)
+        # k-space radius over the acquired extent per axis: the raw filter acts on what was
+        # acquired, and everything beyond 1 was zero-filled
+        kr = np.abs(np.arange(shape[0]) - shape[0] // 2) / (shape[0] / 2) / acquired[0]
+        kc = np.abs(np.arange(shape[1]) - shape[1] // 2) / (shape[1] / 2) / acquired[1]
         choice = rng.random()
         if choice < 0.35:  # no filter
             window = np.ones(shape)
@@ -106,6 +114,7 @@ class Reconstruction:
                 for k in (kr, kc)
             ]
             window = np.outer(*taper)
+        window = window * np.outer(kr <= 1.0, kc <= 1.0)
         g_map = None
         if rng.random() < 0.3:  # parallel imaging: a smooth g-factor map between 1 and 1.2-2
             lattice = rng.random((4, 4))
@@ -113,7 +122,10 @@ class Reconstruction:
             field = field[: shape[0], : shape[1]]
             field = (field - field.min()) / max(float(np.ptp(field)), 1e-9)
             g_map = 1.0 + rng.uniform(0.2, 1.0) * field
-        return cls(window.astype(np.float32), None if g_map is None else g_map.astype(np.float32))
+        spline_order = None if acquired.min() == 1.0 or rng.random() < 0.5 else int(rng.choice([1, 3]))
+        return cls(
+            window.astype(np.float32), None if g_map is None else g_map.astype(np.float32), spline_order
+        )
 
     def noise(self, sigma: float, rng: np.random.Generator) -> np.ndarray:
         """Complex Gaussian noise of std ``sigma`` per channel, amplified by the g-factor map."""
@@ -122,8 +134,36 @@ class Reconstruction:
         return noise if self.g_map is None else noise * self.g_map
 
     def apply(self, image: np.ndarray) -> np.ndarray:
-        """The complex image through the k-space window."""
-        return to_image(to_kspace(image) * self.window)
+        """The complex image through the k-space window, zero-filled or interpolated in the image
+        to the displayed matrix."""
+        kspace = to_kspace(image) * self.window
+        if self.spline_order is None:
+            return to_image(kspace)
+        rows, cols = np.flatnonzero(self.window.any(axis=1)), np.flatnonzero(self.window.any(axis=0))
+        acquired = to_image(kspace[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+        grid = np.meshgrid(
+            *((np.arange(n) + 0.5) * m / n - 0.5 for n, m in zip(image.shape, acquired.shape, strict=True)),
+            indexing="ij",
+        )
+        return ndimage.map_coordinates(
+            acquired.real, grid, order=self.spline_order, mode="nearest"
+        ) + 1j * ndimage.map_coordinates(acquired.imag, grid, order=self.spline_order, mode="nearest")
+
+
+def _acquired_fraction(rng: np.random.Generator) -> np.ndarray:
+    """The acquired share of the displayed k-space per axis (1: not interpolated).
+
+    Half the bases are interpolated: the displayed matrix is 1-2 times the acquired one along
+    both axes (Siemens' interpolation doubles it; GE's ZIP and Philips' reconstruction matrix are
+    free), and one axis, the phase-encode one of a rectangular acquisition, may hold up to a
+    further 1.5 times fewer lines; never below 40 % of the displayed matrix.
+    """
+    if rng.random() < 0.5:
+        return np.ones(2)
+    both = rng.uniform(0.5, 1.0)
+    fewer = np.ones(2)
+    fewer[int(rng.integers(0, 2))] = rng.uniform(1.0, 1.5)
+    return np.maximum(both / fewer, 0.4)
 
 
 def _raised_cosine(t: np.ndarray) -> np.ndarray:

@@ -41,7 +41,7 @@ from qcgate.models.verdict.fit import (
     quantile_knots,
 )
 
-VERSION = "0.3.0"
+VERSION = "0.4.0"
 AIR_OFF = "off"
 Setting = tuple[str, str, float, float | None, float | str | None, float]
 QUALITY_GRID: tuple[Setting, ...] = (
@@ -313,14 +313,10 @@ SEVERITY_WARN, SEVERITY_FAIL = 40.0, 70.0  # finding severities that warn and fa
 
 
 def suggest_limits(model: VerdictModel, validation: list[dict]) -> dict:
-    """The default ``verdict_limits`` for this model, by the rule of docs/verdict.md, on validation
-    copies (never the real evaluation images): ``quality_warn`` the highest whole number at which
-    at least :data:`CLEAN_PASS_RATE` of clean/mild single-kind copies pass (a finding at
-    :data:`SEVERITY_WARN` also warns), ``quality_fail`` the highest at or below it that fails no
-    copy damaged at most moderately (applied severity <= :data:`MODERATE`; a finding at
-    :data:`SEVERITY_FAIL` also fails), so only clearly non-diagnostic series fail. The settings'
-    defaults must equal the shipped model's (a test checks it): a new model's quality scale needs
-    its own limits."""
+    """The default ``verdict_limits`` for this model, by the rule of docs/verdict.md
+    (:func:`quality_limits`), on validation copies (never the real evaluation images). The
+    settings' defaults must equal the shipped model's (a test checks it): a new model's quality
+    scale needs its own limits."""
     x = _matrix(model, validation)
     quality = model.quality(x)
     severities = model.severities(x)
@@ -333,23 +329,7 @@ def suggest_limits(model: VerdictModel, validation: list[dict]) -> dict:
     worst = np.array([_worst(row) for row in validation])
     judged = np.array([row["single_kind"] is not None or _is_clean(row) for row in validation])
     mild, severe, clean = judged & (worst <= MILD), judged & (worst >= SEVERE), worst == 0.0
-    moderate = judged & (worst <= MODERATE)
-    warn = max(
-        (
-            limit
-            for limit in range(0, 101)
-            if np.mean(~((quality < limit) | (reported >= SEVERITY_WARN))[mild]) >= CLEAN_PASS_RATE
-        ),
-        default=0,
-    )
-    fail = max(
-        (
-            limit
-            for limit in range(0, warn + 1)
-            if not ((quality < limit) | (reported >= SEVERITY_FAIL))[moderate].any()
-        ),
-        default=0,
-    )
+    warn, fail = quality_limits(quality, reported, mild, judged & (worst <= MODERATE))
     warned = (quality < warn) | (reported >= SEVERITY_WARN)
     failed = (quality < fail) | (reported >= SEVERITY_FAIL)
     return {
@@ -364,6 +344,26 @@ def suggest_limits(model: VerdictModel, validation: list[dict]) -> dict:
             "clean_failed": round(float(np.mean(failed[clean])), 4),
         },
     }
+
+
+def quality_limits(
+    quality: np.ndarray, reported: np.ndarray, mild: np.ndarray, moderate: np.ndarray
+) -> tuple[int, int]:
+    """(warn, fail) quality limits from copies' ``quality``, their largest ``reported`` finding
+    severity and masks of clean/mild and of at most moderately damaged copies.
+
+    ``warn``: the highest whole number at which at least :data:`CLEAN_PASS_RATE` of the clean/mild
+    copies pass (a finding at :data:`SEVERITY_WARN` warns too). ``fail``: the highest at or below
+    ``warn`` under which no moderately damaged copy's quality falls, so only clearly
+    non-diagnostic series fail on quality. A moderate copy that a finding fails does not pull
+    ``fail`` down: findings fail on their own severity limit, whatever the quality limit.
+    """
+    passed_at = [np.mean(~((quality < limit) | (reported >= SEVERITY_WARN))[mild]) for limit in range(101)]
+    warn = max((limit for limit in range(101) if passed_at[limit] >= CLEAN_PASS_RATE), default=0)
+    judged = moderate & (reported < SEVERITY_FAIL)
+    floor = float(quality[judged].min()) if judged.any() else 100.0
+    fail = max((limit for limit in range(warn + 1) if limit <= floor), default=0)
+    return warn, fail
 
 
 # ---- evidence --------------------------------------------------------------------------------
