@@ -3,12 +3,13 @@
 One *base* is a clean synthetic slice (:func:`qcgate.models.synthesis.synthesize_slice`, matrix
 64-512) with a scanner noise floor: complex Gaussian noise at an SNR of 12-100 on one coil (the
 phase kept, so corruptions interfere as on a scanner), or the sum of squares of 2-16 coils
-(non-central chi, magnitude only). Each base gives ``copies`` samples: the base itself twice (the
-second always cropped to the anatomy, zero-filled outside a dilated mask or skull-stripped), then
-single corruptions at a random severity (80 %) and random combinations (20 %). The label is the
-physics-derived reference (:func:`qcgate.models.corruption.quality_label` of the copy against the
-base), computed *before* the copy is re-stored benignly (:func:`restore`), so the label never sees
-the storing.
+(non-central chi, magnitude only), through a scanner's reconstruction (:class:`Reconstruction`:
+k-space filters, g-factor noise, interpolation to a finer displayed matrix). Each base gives
+``copies`` samples: the base itself twice (the second always cropped to the anatomy, zero-filled
+outside a dilated mask or skull-stripped), then single corruptions at a random severity (80 %)
+and random combinations (20 %). The label is the physics-derived reference
+(:func:`qcgate.models.corruption.quality_label` of the copy against the base), computed *before*
+the copy is re-stored benignly (:func:`restore`), so the label never sees the storing.
 """
 
 from __future__ import annotations

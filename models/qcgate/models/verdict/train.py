@@ -361,9 +361,8 @@ def quality_limits(
     passed_at = [np.mean(~((quality < limit) | (reported >= SEVERITY_WARN))[mild]) for limit in range(101)]
     warn = max((limit for limit in range(101) if passed_at[limit] >= CLEAN_PASS_RATE), default=0)
     judged = moderate & (reported < SEVERITY_FAIL)
-    floor = float(quality[judged].min()) if judged.any() else 100.0
-    fail = max((limit for limit in range(warn + 1) if limit <= floor), default=0)
-    return warn, fail
+    lowest = float(quality[judged].min()) if judged.any() else 100.0
+    return warn, min(warn, int(np.floor(lowest)))
 
 
 # ---- evidence --------------------------------------------------------------------------------
