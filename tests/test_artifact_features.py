@@ -251,6 +251,21 @@ def test_the_model_reads_clean_air_where_the_air_is_not_usable() -> None:
         assert unusable[0, j] == (0.25 if name in AIR_FEATURES else 0.0)
 
 
+def test_the_quality_head_fills_missing_air_from_what_the_anatomy_predicts() -> None:
+    document = dict(_tiny_model().document)
+    head = {**document["quality"], "air_fill": dict.fromkeys(AIR_FEATURES, 0.1)}
+    head["air_fill_weights"] = {"bg_corr": {"blur": 0.5}}
+    model = VerdictModel({**document, "quality": head})
+    values = {name: np.array([0.4 if name == "blur" else 0.0] * 2) for name in FEATURE_NAMES}
+    usable = np.array([1.0, 0.0])
+    for_quality, for_findings = model.rows(values, usable, head), model.rows(values, usable)
+    bg_corr, bg_ghost = FEATURE_NAMES.index("bg_corr"), FEATURE_NAMES.index("bg_ghost")
+    assert for_quality[0, bg_corr] == 0.0  # measured air is kept
+    assert for_quality[1, bg_corr] == pytest.approx(0.1 + 0.5 * 0.4)  # the head's fill + the anatomy's share
+    assert for_quality[1, bg_ghost] == pytest.approx(0.1)  # no weights: the head's constant
+    assert for_findings[1, bg_corr] == 0.25  # findings read the document's clean air, never inferred air
+
+
 def test_the_model_is_monotone_and_names_the_worst_slices() -> None:
     model = _tiny_model()
     better = dict.fromkeys(FEATURE_NAMES, 0.0)

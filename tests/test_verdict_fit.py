@@ -10,7 +10,8 @@ import pytest
 from scipy.optimize import check_grad
 
 import qcgate.models.verdict.fit as fitting
-from qcgate.models.verdict.train import quality_limits
+from qcgate.contract.artifacts import AIR_FEATURES, FEATURE_NAMES
+from qcgate.models.verdict.train import air_fill_from_anatomy, quality_limits
 
 Loss = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
@@ -84,3 +85,17 @@ def test_quality_limits_pass_the_clean_share_and_fail_nothing_moderate_on_qualit
     # down to 50 (it did before, to 0, when the rule also counted findings); 62.5 does
     assert fail == 62
     assert quality_limits(quality, reported, mild, np.zeros(8, bool))[1] == warn
+
+
+def test_the_air_fill_follows_the_anatomy_with_weights_that_cannot_reward_damage() -> None:
+    rng = np.random.default_rng(3)
+    rows = rng.normal(size=(400, len(FEATURE_NAMES)))
+    blur, noise = FEATURE_NAMES.index("blur"), FEATURE_NAMES.index("noise")
+    for name in AIR_FEATURES:  # the air reads the blur (+) and, falsely, the noise backwards (-)
+        rows[:, FEATURE_NAMES.index(name)] = 0.3 + 0.8 * rows[:, blur] - 0.5 * rows[:, noise]
+    fill, weights = air_fill_from_anatomy(rows)
+    for name in AIR_FEATURES:
+        assert weights[name]["blur"] == pytest.approx(0.8, abs=0.1)
+        assert "noise" not in weights[name]  # a negative weight would let more noise improve the air
+        assert fill[name] == pytest.approx(0.3, abs=0.1)
+        assert all(w > 0 for w in weights[name].values())

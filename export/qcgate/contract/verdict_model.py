@@ -19,8 +19,10 @@ basis ``r_jk(f) = clip((f - t_{k-1}) / (t_k - t_{k-1}), 0, 1)``, and
   times its probability relative to the most likely one: the heads say how bad, the softmax what.
 
 Where the air holds no noise (zero-filled, skull-stripped, cropped away: ``air_usable`` 0) the air
-features are not measured; the model then reads its ``air_fill``, what clean air gives (the median
-over clean training copies), so such a stack is judged from its anatomy alone.
+features are not measured. The quality head then reads the air its anatomy predicts (its own
+``air_fill`` and ``air_fill_weights``: zero-filling the air of a noisy or blurred image must not
+make it look clean), the finding heads the document's ``air_fill``, what clean air gives (the median
+over clean training copies): a finding names damage that was measured.
 
 numpy only; part of the torch-free contract the runtime calls. The shipped model is package data:
 :func:`default_verdict_path`.
@@ -152,19 +154,31 @@ class VerdictModel:
         self,
         values: Mapping[str, float] | Mapping[str, np.ndarray],
         air_usable: float | np.ndarray | None = None,
+        head: Mapping[str, Any] | None = None,
     ) -> np.ndarray:
-        """(n, features) from feature values; where ``air_usable`` is 0 the air features read the
-        model's ``air_fill`` (clean air) instead of the placeholder the extractor leaves."""
+        """(n, features) from feature values; where ``air_usable`` is 0 the air features read a
+        fill instead of the placeholder the extractor leaves: ``head``'s (the quality head's, for
+        its rows) or else the document's ``air_fill``, what clean air gives, plus, with
+        ``air_fill_weights``, what this row's anatomy predicts of its air (``air_fill[a] +
+        sum_f w[a][f] * value[f]``, every ``w >= 0``, so the fill, like the heads, never improves as
+        a feature gets worse). The finding heads read the document's constant fill: a finding
+        names damage that was measured, never damage inferred for air that is not there."""
         rows = np.stack(
             [np.atleast_1d(np.asarray(values[name], dtype=np.float64)) for name in self.feature_names], 1
         )
-        fill = self.document.get("air_fill")
+        source = head if head is not None and "air_fill" in head else self.document
+        fill = source.get("air_fill")
         if fill and air_usable is not None:
             usable = np.atleast_1d(np.asarray(air_usable, dtype=np.float64))
             unusable = np.broadcast_to(usable <= 0, len(rows))
+            weights = source.get("air_fill_weights") or {}
             for j, name in enumerate(self.feature_names):
                 if name in AIR_FEATURES and name in fill:
-                    rows[unusable, j] = float(fill[name])
+                    predicted = float(fill[name]) + sum(
+                        float(w) * rows[:, self.feature_names.index(other)]
+                        for other, w in weights.get(name, {}).items()
+                    )
+                    rows[:, j] = np.where(unusable, predicted, rows[:, j])
         return rows
 
     def apply(self, features: ArtifactFeatures | None) -> Verdict:
@@ -172,7 +186,8 @@ class VerdictModel:
         if features is None:
             return Verdict(None, (), {}, None)
         row = self.rows(features.values, features.air_usable)
-        quality = float(self.quality(row)[0])
+        quality_row = self.rows(features.values, features.air_usable, self.document["quality"])
+        quality = float(self.quality(quality_row)[0])
         stack = {kind: float(v[0]) for kind, v in self.severities(row).items()}
         per_slice = self.severities(self.rows(features.per_slice, features.air_per_slice))
         findings = []

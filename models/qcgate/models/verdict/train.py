@@ -4,7 +4,8 @@
 regenerates the shipped model: it fills (or reuses) the data cache of :mod:`.generate` (keyed by
 the code that makes the rows), then, deterministically (no random draws, no clock):
 
-1. ``train``: quantile knots of every feature, the clean-air fill, the monotone quality head (with
+1. ``train``: quantile knots of every feature, the clean-air fill (the finding heads') and the
+   air predicted from the anatomy (the quality head's), the monotone quality head (with
    and without a dead zone over the clean range, for the air features and for all) and the
    finding heads, for every setting in :data:`QUALITY_GRID` and :data:`FINDING_GRID`;
 2. ``validation``: picks the quality setting with the best AUC (severe vs clean/mild) less a
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import nnls
 
 from qcgate.contract.artifacts import AIR_FEATURES, FEATURE_NAMES
 from qcgate.contract.verdict_model import FORMAT, VerdictModel
@@ -41,7 +43,7 @@ from qcgate.models.verdict.fit import (
     quantile_knots,
 )
 
-VERSION = "0.4.0"
+VERSION = "0.5.0"
 AIR_OFF = "off"
 Setting = tuple[str, str, float, float | None, float | str | None, float]
 QUALITY_GRID: tuple[Setting, ...] = (
@@ -60,27 +62,30 @@ QUALITY_GRID: tuple[Setting, ...] = (
         for l2 in (1e-4, 1e-3)
         for dead in (None, 50.0)
         for air_dead in (None, AIR_OFF)
-        for pair_weight in (0.0, 1.0, 10.0)
+        for pair_weight in (0.0, 1.0, 10.0, 30.0, 100.0)  # 0.4.0 stopped at 10, which won
     ),
 )
 FINDING_GRID: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
 KIND_GRID: tuple[float, ...] = (1e-3, 1e-2)  # the softmax kind head ships only if it beats the heads
 KIND_HEAD_MIN_SEVERITY = 0.3
-INVARIANCE_PENALTY = 0.005  # AUC given up per point of mean clean re-storing change (validation)
+INVARIANCE_PENALTY = 0.005  # AUC given up per point of clean re-storing change (validation; the
+# mean of the pairs' mean and 95th-percentile change: the issue asks for a bound, not an average)
 CLEAN_FINDING_RATE = 0.05
 MIN_THRESHOLD = 20.0
 SEVERE, MILD = 0.6, 0.2
 MODERATE = 0.4  # the most damage a copy may have and still never fail by default
 DEFAULT_DATA = Path("models/runs/verdict")
+AIR_FILL_FROM_ANATOMY = True  # fill missing air from the anatomy (air_fill_from_anatomy), not a constant
 
 
 # ---- rows ------------------------------------------------------------------------------------
 
 
-def _matrix(model: VerdictModel, rows: list[dict]) -> np.ndarray:
-    """(n, features) with the model's clean-air fill where a row's air was not usable."""
+def _matrix(model: VerdictModel, rows: list[dict], head: dict | None = None) -> np.ndarray:
+    """(n, features) with the fill of ``head`` (else the model's clean-air fill) where a row's air
+    was not usable."""
     values = {name: np.array([row["features"][name] for row in rows]) for name in FEATURE_NAMES}
-    return model.rows(values, np.array([row["per_slice_air"] for row in rows]))
+    return model.rows(values, np.array([row["per_slice_air"] for row in rows]), head)
 
 
 def _worst(row: dict) -> float:
@@ -157,13 +162,17 @@ def fit(folder: Path) -> tuple[dict, dict]:
             for name in AIR_FEATURES
         },
     }
+    quality_fill: dict = {}
+    if AIR_FILL_FROM_ANATOMY:
+        air_fill, air_fill_weights = air_fill_from_anatomy(raw_train[usable])
+        quality_fill = {"air_fill": air_fill, "air_fill_weights": air_fill_weights}
     model = VerdictModel(document)
     basis = model.basis(_matrix(model, train))  # the finding heads' basis: knots over all values
-    x_validation = _matrix(model, validation)
+    x_validation = _matrix(model, validation, quality_fill)
     validation_label = np.array([row["label"] for row in validation])
     selection: dict = {"quality": [], "findings": [], "kind_head": []}
 
-    x_train = _matrix(model, train)
+    x_train = _matrix(model, train, quality_fill)
     clean_rows = np.array([_is_clean(row) for row in train])
     best = None
     pairs = _clean_pairs(train)
@@ -194,6 +203,7 @@ def fit(folder: Path) -> tuple[dict, dict]:
             intercept, weight = fit_quality(quality_basis, target_values, l2, pairs, pair_weight)
             weight[air_columns] = 0.0  # exactly: at run time these columns are not zero
             head = {"intercept": intercept, "weights": weight.tolist(), "knots": knots}
+        head.update(quality_fill)
         raw = VerdictModel({**document, "quality": {**head, "calibration": _identity()}}).quality(
             x_validation
         )
@@ -204,11 +214,12 @@ def fit(folder: Path) -> tuple[dict, dict]:
         changes = _clean_pair_change(quality, validation)
         value, change = auc(mild, severe), float(np.mean(changes))
         p95 = float(np.percentile(changes, 95))
-        # AUC less a penalty on the mean change. Putting the issue's invariance limit first (p95 of
-        # the clean pairs within 5 points) was tried: only an anatomy-only head with a strong pair
-        # term met it, at a validation AUC of 0.82 against 0.88, and a gate that misses severe
-        # series to keep clean ones within 5 points is the worse trade (docs/training.md).
-        score = value - INVARIANCE_PENALTY * change
+        # AUC less a penalty on the change (mean and p95). Putting the issue's invariance limit
+        # first (p95 of the clean pairs within 5 points) was tried for 0.3.0: only an anatomy-only
+        # head with a strong pair term met it, at a validation AUC of 0.82 against 0.88, and a gate
+        # that misses severe series to keep clean ones within 5 points is the worse trade
+        # (docs/training.md).
+        score = value - INVARIANCE_PENALTY * (change + p95) / 2
         selection["quality"].append(
             {
                 "form": form,
@@ -275,6 +286,26 @@ def fit(folder: Path) -> tuple[dict, dict]:
     return document, selection
 
 
+def air_fill_from_anatomy(rows: np.ndarray) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """(intercept, weights >= 0 on the anatomy features) per air feature, least squares over
+    ``rows`` (training rows whose air was measured): the fill a stack without usable air gets.
+
+    A constant fill (what clean air gives) makes zero-filling the air of a noisy or blurred image
+    look like cleaning it; predicting the air from the anatomy keeps what the anatomy says. The
+    weights are non-negative so that a feature getting worse never improves the filled air.
+    """
+    anatomy = [j for j, name in enumerate(FEATURE_NAMES) if name not in AIR_FEATURES]
+    design = np.column_stack([rows[:, anatomy], np.ones(len(rows)), -np.ones(len(rows))])
+    fill, weights = {}, {}
+    for name in AIR_FEATURES:
+        solution, _ = nnls(design, rows[:, FEATURE_NAMES.index(name)])
+        fill[name] = round(float(solution[-2] - solution[-1]), 6)
+        weights[name] = {
+            FEATURE_NAMES[j]: round(float(w), 6) for j, w in zip(anatomy, solution[:-2], strict=True) if w > 0
+        }
+    return fill, weights
+
+
 def _columns_of(knots: dict, names: tuple[str, ...]) -> np.ndarray:
     """The basis columns (ramps) of the features ``names`` under ``knots``, in FEATURE_NAMES order."""
     columns, start = [], 0
@@ -318,7 +349,7 @@ def suggest_limits(model: VerdictModel, validation: list[dict]) -> dict:
     settings' defaults must equal the shipped model's (a test checks it): a new model's quality
     scale needs its own limits."""
     x = _matrix(model, validation)
-    quality = model.quality(x)
+    quality = model.quality(_matrix(model, validation, model.document["quality"]))
     severities = model.severities(x)
     reported = np.max(
         np.stack(
@@ -372,7 +403,7 @@ def held_out(model: VerdictModel, folder: Path) -> dict:
     """Figures on the test split (seeds never used for fitting or selection)."""
     test = generate.load_split(folder, "test")
     x = _matrix(model, test)
-    quality = model.quality(x)
+    quality = model.quality(_matrix(model, test, model.document["quality"]))
     labels = np.array([row["label"] for row in test])
     severe, mild = _severe_vs_mild(quality, test)
     all_severe = [float(q) for q, row in zip(quality, test, strict=True) if _worst(row) >= SEVERE]
