@@ -264,6 +264,7 @@ def test_the_quality_head_fills_missing_air_from_what_the_anatomy_predicts() -> 
     assert for_quality[1, bg_corr] == pytest.approx(0.1 + 0.5 * 0.4)  # the head's fill + the anatomy's share
     assert for_quality[1, bg_ghost] == pytest.approx(0.1)  # no weights: the head's constant
     assert for_findings[1, bg_corr] == 0.25  # findings read the document's clean air, never inferred air
+    assert model.quality_of(values, usable) == pytest.approx(model.quality(for_quality))
 
 
 def test_the_model_is_monotone_and_names_the_worst_slices() -> None:

@@ -45,15 +45,14 @@ def _score_base(job: tuple[int, int]) -> list[dict[str, Any]]:
     model = load_verdict_model(default_verdict_path())
     rows = []
     for sample in samples_for_base(seed, copies):
-        air = (sample.features, sample.per_slice_air)
-        features = model.rows(*air)
+        features = model.rows(sample.features, sample.per_slice_air)
         severities = model.severities(features)
         rows.append(
             {
                 "seed": seed,
                 "copy": sample.copy,
                 "applied": max(sample.severities.values()),
-                "quality": round(float(model.quality(model.rows(*air, model.document["quality"]))[0]), 1),
+                "quality": round(float(model.quality_of(sample.features, sample.per_slice_air)[0]), 1),
                 "severity": round(max(float(v[0]) for v in severities.values()), 1),
             }
         )

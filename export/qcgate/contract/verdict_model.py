@@ -181,13 +181,18 @@ class VerdictModel:
                     rows[:, j] = np.where(unusable, predicted, rows[:, j])
         return rows
 
+    def quality_of(
+        self, values: Mapping[str, float] | Mapping[str, np.ndarray], air_usable: float | np.ndarray | None
+    ) -> np.ndarray:
+        """Calibrated quality from feature values, missing air filled as the quality head fills it."""
+        return self.quality(self.rows(values, air_usable, self.document["quality"]))
+
     def apply(self, features: ArtifactFeatures | None) -> Verdict:
         """The verdict of one stack from its :class:`ArtifactFeatures` (``None``: not assessable)."""
         if features is None:
             return Verdict(None, (), {}, None)
         row = self.rows(features.values, features.air_usable)
-        quality_row = self.rows(features.values, features.air_usable, self.document["quality"])
-        quality = float(self.quality(quality_row)[0])
+        quality = float(self.quality_of(features.values, features.air_usable)[0])
         stack = {kind: float(v[0]) for kind, v in self.severities(row).items()}
         per_slice = self.severities(self.rows(features.per_slice, features.air_per_slice))
         findings = []
