@@ -88,6 +88,12 @@ def _matrix(model: VerdictModel, rows: list[dict], head: dict | None = None) -> 
     return model.rows(values, np.array([row["per_slice_air"] for row in rows]), head)
 
 
+def _quality(model: VerdictModel, rows: list[dict]) -> np.ndarray:
+    """Calibrated quality of each row, missing air filled as the quality head fills it (what
+    :meth:`VerdictModel.quality_of` does at run time)."""
+    return model.quality(_matrix(model, rows, model.document["quality"]))
+
+
 def _worst(row: dict) -> float:
     return max(row["severities"].values())
 
@@ -349,7 +355,7 @@ def suggest_limits(model: VerdictModel, validation: list[dict]) -> dict:
     settings' defaults must equal the shipped model's (a test checks it): a new model's quality
     scale needs its own limits."""
     x = _matrix(model, validation)
-    quality = model.quality(_matrix(model, validation, model.document["quality"]))
+    quality = _quality(model, validation)
     severities = model.severities(x)
     reported = np.max(
         np.stack(
@@ -403,7 +409,7 @@ def held_out(model: VerdictModel, folder: Path) -> dict:
     """Figures on the test split (seeds never used for fitting or selection)."""
     test = generate.load_split(folder, "test")
     x = _matrix(model, test)
-    quality = model.quality(_matrix(model, test, model.document["quality"]))
+    quality = _quality(model, test)
     labels = np.array([row["label"] for row in test])
     severe, mild = _severe_vs_mild(quality, test)
     all_severe = [float(q) for q, row in zip(quality, test, strict=True) if _worst(row) >= SEVERE]
