@@ -1,0 +1,127 @@
+"""How the shipped verdict reads clean images by matrix size, on synthetic slices no model trained on.
+
+Issue 11 asks for one verdict from matrix 64 to 1024, and the real evaluation holds a 58 x 58
+brain and a 1024-pixel shoulder, while the verdict model's clean training slices span 64-512
+pixels along their longer axis (``qcgate.models.verdict.data.CONFIG``). This measures, per matrix
+band, how a clean slice scores: the median and 10th percentile of ``quality``, and the share that
+the default flag warns or fails. A clean image should pass whatever its matrix; a band where many
+do not is one the model has not learned.
+
+The slices are :func:`qcgate.models.synthesis.synthesize_slice` at seeds from 300 000 (no training,
+validation or test split uses them), pixels from 0.15 to 8 mm so that the field of view covers
+the object at every matrix, with complex Gaussian noise at an SNR of 30 (the training bases draw
+12-100), in magnitude. No evaluation image is read.
+
+Run: ``.venv/bin/python -m qcgate.bench.verdict_matrix [--images 30] [--jobs 2]`` (about 4
+minutes for 30 images per band on 2 cores); ``bench/out/verdict_matrix.{json,png}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qcgate.bench.common import markdown_table, progress, publish
+from qcgate.contract.verdict_model import default_verdict_path, load_verdict_model
+from qcgate.core.settings import VerdictLimits
+from qcgate.models.synthesis import SynthesisConfig, synthesize_slice
+from qcgate.synthetic.volumes import add_rician_noise
+
+BANDS: dict[str, tuple[int, int]] = {"48-64": (48, 64), "64-512": (64, 512), "512-1024": (512, 1024)}
+FIRST_SEED = 300_000
+SNR = 30.0
+
+
+def clean_slice(seed: int, band: str) -> np.ndarray:
+    """A clean synthetic magnitude slice of ``band``'s matrix with Rician noise at :data:`SNR`."""
+    config = replace(SynthesisConfig(), matrix=BANDS[band], pixel_mm=(0.15, 8.0))
+    synthetic = synthesize_slice(seed, config)
+    signal = float(np.mean(synthetic.magnitude[synthetic.foreground]))
+    return add_rician_noise(synthetic.magnitude, signal / SNR, seed=seed).astype(np.float32)
+
+
+def _score(job: tuple[str, int]) -> tuple[str, int, tuple[int, ...], float | None, bool]:
+    band, seed = job
+    image = clean_slice(seed, band)
+    verdict = load_verdict_model(default_verdict_path()).assess(image)
+    limits = VerdictLimits()
+    worst = max(verdict.severities.values(), default=0.0)
+    low = verdict.quality is None or verdict.quality < limits.quality_warn
+    flagged = low or worst >= limits.severity_warn
+    return band, seed, image.shape, verdict.quality, bool(flagged)
+
+
+def measure(images: int, jobs: int) -> dict[str, Any]:
+    """Per band: each slice's quality and whether the default flag warns or fails it."""
+    work = [(band, FIRST_SEED + n) for band in BANDS for n in range(images)]
+    with Pool(jobs) as pool:
+        scored = []
+        for count, row in enumerate(pool.imap(_score, work), 1):
+            scored.append(row)
+            if count % 10 == 0 or count == len(work):
+                progress(f"verdict_matrix: {count}/{len(work)} slices")
+    bands = {}
+    for band in BANDS:
+        rows = [row for row in scored if row[0] == band]
+        quality = np.array([np.nan if row[3] is None else row[3] for row in rows])
+        bands[band] = {
+            "slices": len(rows),
+            "quality_median": round(float(np.nanmedian(quality)), 1),
+            "quality_p10": round(float(np.nanpercentile(quality, 10)), 1),
+            "flagged": round(float(np.mean([row[4] for row in rows])), 3),
+            "per_slice": [
+                {"seed": row[1], "shape": list(row[2]), "quality": row[3], "flagged": row[4]} for row in rows
+            ],
+        }
+    model = load_verdict_model(default_verdict_path()).document
+    return {"model_version": model["version"], "quality_warn": VerdictLimits().quality_warn, "bands": bands}
+
+
+def report(result: dict[str, Any]) -> str:
+    rows = [
+        [band, b["slices"], b["quality_median"], b["quality_p10"], f"{b['flagged']:.0%}"]
+        for band, b in result["bands"].items()
+    ]
+    headers = ["matrix (longer axis)", "clean slices", "quality median", "quality p10", "warned or failed"]
+    return f"verdict {result['model_version']}, clean synthetic slices\n\n" + markdown_table(headers, rows)
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for x, (band, b) in enumerate(result["bands"].items()):
+        quality = [s["quality"] for s in b["per_slice"] if s["quality"] is not None]
+        jitter = np.linspace(-0.2, 0.2, len(quality))
+        axes.scatter(x + jitter, quality, s=12, alpha=0.7, label=band)
+    axes.axhline(result["quality_warn"], color="tab:red", linestyle="--", label="default warn limit")
+    axes.set_xticks(range(len(result["bands"])), list(result["bands"]))
+    axes.set_xlabel("matrix, longer in-plane axis (pixels)")
+    axes.set_ylabel("verdict quality of a clean slice")
+    axes.set_ylim(0, 100)
+    axes.set_title(f"verdict {result['model_version']}: clean synthetic slices by matrix")
+    axes.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=30, help="clean slices per matrix band")
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args(argv)
+    return publish("verdict_matrix", measure(args.images, args.jobs), plot, report)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
