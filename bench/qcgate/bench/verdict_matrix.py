@@ -2,7 +2,8 @@
 
 Issue 11 asks for one verdict from matrix 64 to 1024, and the real evaluation holds a 58 x 58
 brain and a 1024-pixel shoulder, while the verdict model's clean training slices span 64-512
-pixels along their longer axis (``qcgate.models.verdict.data.CONFIG``). This measures, per matrix
+pixels along their longer axis, and since model 0.6.0 a sixth of them 48-64
+(``qcgate.models.verdict.data.synthesis_config``). This measures, per matrix
 band, how a clean slice scores: the median and 10th percentile of ``quality``, and the share that
 the default flag warns or fails. A clean image should pass whatever its matrix; a band where many
 do not is one the model has not learned.

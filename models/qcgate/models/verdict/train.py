@@ -43,7 +43,7 @@ from qcgate.models.verdict.fit import (
     quantile_knots,
 )
 
-VERSION = "0.5.0"
+VERSION = "0.6.0"
 AIR_OFF = "off"
 Setting = tuple[str, str, float, float | None, float | str | None, float]
 QUALITY_GRID: tuple[Setting, ...] = (
