@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from qcgate.assessment.verdict import shipped_verdict_model
 from qcgate.bench.common import markdown_table, progress, publish
-from qcgate.contract.verdict_model import default_verdict_path, load_verdict_model
 from qcgate.core.settings import VerdictLimits
 from qcgate.models.synthesis import SynthesisConfig, synthesize_slice
 from qcgate.synthetic.volumes import add_rician_noise
@@ -50,7 +50,7 @@ def clean_slice(seed: int, band: str) -> np.ndarray:
 def _score(job: tuple[str, int]) -> tuple[str, int, tuple[int, ...], float | None, bool]:
     band, seed = job
     image = clean_slice(seed, band)
-    verdict = load_verdict_model(default_verdict_path()).assess(image)
+    verdict = shipped_verdict_model().assess(image)
     limits = VerdictLimits()
     worst = max(verdict.severities.values(), default=0.0)
     low = verdict.quality is None or verdict.quality < limits.quality_warn
@@ -80,8 +80,11 @@ def measure(images: int, jobs: int) -> dict[str, Any]:
                 {"seed": row[1], "shape": list(row[2]), "quality": row[3], "flagged": row[4]} for row in rows
             ],
         }
-    model = load_verdict_model(default_verdict_path()).document
-    return {"model_version": model["version"], "quality_warn": VerdictLimits().quality_warn, "bands": bands}
+    return {
+        "model_version": shipped_verdict_model().document["version"],
+        "quality_warn": VerdictLimits().quality_warn,
+        "bands": bands,
+    }
 
 
 def report(result: dict[str, Any]) -> str:
