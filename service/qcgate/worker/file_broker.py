@@ -11,6 +11,10 @@ Here the producer writes a hidden temporary name in the queue folder and renames
 a listed message is always complete; the consumer claims it by renaming it into a ``claimed``
 folder beside the queue (same file system, so the rename is atomic: two consumers cannot both win)
 and deletes it once read.
+
+The exchange's binding table has the same flaw: kombu creates it empty and writes it afterwards,
+so a producer reading the table in between failed to decode it and died (seen in CI: 1,489 of
+3,000 messages never sent). Here the table is written under a lock file and renamed into place.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from time import monotonic
 from typing import Any
 
 from kombu.transport import filesystem
+from kombu.transport.filesystem import LOCK_EX, exchange_queue_t, lock, unlock
 from kombu.utils.json import dumps, loads
 
 CLAIMED_FOLDER = "claimed"
@@ -38,6 +43,23 @@ class Channel(filesystem.Channel):
         with open(partial, "wb") as message:
             message.write(dumps(payload).encode())
         os.replace(partial, folder / name)
+
+    def _queue_bind(self, exchange: str, routing_key: str, pattern: str, queue: str) -> None:
+        """Add ``queue`` to ``exchange``'s table, which readers only ever see whole: one binder at a
+        time (a lock file beside the table), and the new table renamed over the old one."""
+        table = self._exchange_file(exchange)
+        self.control_folder.mkdir(exist_ok=True)
+        entry = exchange_queue_t(routing_key or "", pattern or "", queue or "")
+        with open(table.with_name(f".{table.name}.lock"), "a") as guard:
+            lock(guard, LOCK_EX)
+            try:
+                queues = self.get_table(exchange)
+                if entry not in queues:
+                    partial = table.with_name(f".{table.name}.{uuid.uuid4()}.part")
+                    partial.write_text(dumps([entry, *queues]))
+                    os.replace(partial, table)
+            finally:
+                unlock(guard)
 
     def _get(self, queue: str, timeout: float | None = None) -> Any:
         folder = Path(self.data_folder_in)
