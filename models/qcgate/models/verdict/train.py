@@ -81,17 +81,21 @@ AIR_FILL_FROM_ANATOMY = True  # fill missing air from the anatomy (air_fill_from
 # ---- rows ------------------------------------------------------------------------------------
 
 
+def _columns(rows: list[dict]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The rows' feature values by name, and whether each row's air was usable."""
+    values = {name: np.array([row["features"][name] for row in rows]) for name in FEATURE_NAMES}
+    return values, np.array([row["per_slice_air"] for row in rows])
+
+
 def _matrix(model: VerdictModel, rows: list[dict], head: dict | None = None) -> np.ndarray:
     """(n, features) with the fill of ``head`` (else the model's clean-air fill) where a row's air
     was not usable."""
-    values = {name: np.array([row["features"][name] for row in rows]) for name in FEATURE_NAMES}
-    return model.rows(values, np.array([row["per_slice_air"] for row in rows]), head)
+    return model.rows(*_columns(rows), head)
 
 
 def _quality(model: VerdictModel, rows: list[dict]) -> np.ndarray:
-    """Calibrated quality of each row, missing air filled as the quality head fills it (what
-    :meth:`VerdictModel.quality_of` does at run time)."""
-    return model.quality(_matrix(model, rows, model.document["quality"]))
+    """Calibrated quality of each row, as :meth:`VerdictModel.quality_of` gives it at run time."""
+    return model.quality_of(*_columns(rows))
 
 
 def _worst(row: dict) -> float:
