@@ -74,6 +74,17 @@ def test_low_quality_names_the_likeliest_artifact_when_no_finding_flags_on_its_o
     )
 
 
+@pytest.mark.parametrize(
+    ("quality", "severity"),
+    [(88.0, 0.0), (88.0, 39.9), (74.0, 0.0), (73.9, 0.0), (88.0, 40.0), (12.0, 81.0)],
+)
+def test_warns_counts_a_flag_exactly_where_the_verdict_flags(quality: float, severity: float) -> None:
+    limits = VerdictLimits(quality_warn=74, quality_fail=40, severity_warn=40, severity_fail=70)
+    findings = (finding("blur", severity, [1]),) if severity else ()
+    flag, _ = verdict_flag(SeriesVerdict(quality, findings), limits)
+    assert limits.warns(quality, severity) == (flag != Flag.PASS)
+
+
 def test_limits_must_be_ordered() -> None:
     with pytest.raises(ValueError, match="at least as strict"):
         VerdictLimits(quality_warn=30, quality_fail=50)

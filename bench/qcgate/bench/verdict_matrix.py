@@ -51,10 +51,8 @@ def _score(job: tuple[str, int]) -> tuple[str, int, tuple[int, ...], float | Non
     band, seed = job
     image = clean_slice(seed, band)
     verdict = shipped_verdict_model().assess(image)
-    limits = VerdictLimits()
     worst = max(verdict.severities.values(), default=0.0)
-    low = verdict.quality is None or verdict.quality < limits.quality_warn
-    flagged = low or worst >= limits.severity_warn
+    flagged = verdict.quality is None or VerdictLimits().warns(verdict.quality, worst)
     return band, seed, image.shape, verdict.quality, bool(flagged)
 
 

@@ -91,7 +91,7 @@ class ProtocolProposal:
 
 def flagged(case: ReviewedCase, limits: VerdictLimits) -> bool:
     """Whether ``limits`` flag the case (warn or fail), as the verdict's flag does."""
-    return case.quality < limits.quality_warn or case.severity >= limits.severity_warn
+    return limits.warns(case.quality, case.severity)
 
 
 def performance(cases: Sequence[ReviewedCase], limits: VerdictLimits) -> Performance:

@@ -105,6 +105,11 @@ class VerdictLimits(BaseModel):
     severity_warn: float = Field(40.0, ge=0, le=100)
     severity_fail: float = Field(70.0, ge=0, le=100)
 
+    def warns(self, quality: float, worst_severity: float) -> bool:
+        """Whether a verdict of this ``quality`` and worst finding severity warns or fails: the
+        rule of the flag, without its reasons, for what counts flags (calibration, benchmarks)."""
+        return quality < self.quality_warn or worst_severity >= self.severity_warn
+
     @model_validator(mode="after")
     def _ordered(self) -> VerdictLimits:
         if self.quality_fail > self.quality_warn or self.severity_fail < self.severity_warn:
