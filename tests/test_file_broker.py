@@ -21,20 +21,20 @@ PRODUCERS = 2
 EXCHANGES = 200
 
 
-def broker_options(folder: Path) -> dict[str, Any]:
-    return {
+def connect(folder: Path) -> Connection:
+    """A connection to the embedded broker keeping its queues and tables in ``folder``."""
+    options = {
         "data_folder_in": str(folder),
         "data_folder_out": str(folder),
         "control_folder": str(folder / "control"),
         "store_processed": False,
         "polling_interval": 0.0005,
     }
+    return Connection("filesystem://", transport=file_broker.Transport, transport_options=options)
 
 
 def produce(folder: Path, producer: int) -> None:
-    with Connection(
-        "filesystem://", transport=file_broker.Transport, transport_options=broker_options(folder)
-    ) as c:
+    with connect(folder) as c:
         queue = c.SimpleQueue("q")
         for index in range(MESSAGES_PER_PRODUCER):
             queue.put({"producer": producer, "index": index})
@@ -42,9 +42,7 @@ def produce(folder: Path, producer: int) -> None:
 
 def consume(folder: Path, received: Any) -> None:
     """Put every payload taken into ``received`` until the queue stays empty for 5 s."""
-    with Connection(
-        "filesystem://", transport=file_broker.Transport, transport_options=broker_options(folder)
-    ) as c:
+    with connect(folder) as c:
         queue = c.SimpleQueue("q")
         while True:
             try:
@@ -78,9 +76,7 @@ def test_racing_producers_and_consumers_hand_over_every_message_exactly_once(tmp
 def bind_and_read(folder: Path, binder: int, errors: Any, go: Any) -> None:
     """Bind a queue of its own to 200 new exchanges, reading each table after the bind: the other
     binders create the same exchanges at the same time."""
-    with Connection(
-        "filesystem://", transport=file_broker.Transport, transport_options=broker_options(folder)
-    ) as c:
+    with connect(folder) as c:
         channel = c.default_channel
         go.wait()  # all binders start together, so that they race on every new exchange
         for index in range(EXCHANGES):
@@ -107,9 +103,7 @@ def test_racing_binders_never_read_a_partial_table_nor_lose_a_binding(tmp_path: 
     while not errors.empty():
         failures.append(errors.get())
     assert failures == []
-    with Connection(
-        "filesystem://", transport=file_broker.Transport, transport_options=broker_options(tmp_path)
-    ) as c:
+    with connect(tmp_path) as c:
         tables = [c.default_channel.get_table(f"x{index}") for index in range(EXCHANGES)]
     assert all({entry.queue for entry in table} == {f"q{b}" for b in range(4)} for table in tables)
 
@@ -117,9 +111,7 @@ def test_racing_binders_never_read_a_partial_table_nor_lose_a_binding(tmp_path: 
 def test_a_partial_message_file_is_not_a_message(tmp_path: Path) -> None:
     """What a producer is still writing carries a hidden name that no consumer takes."""
     (tmp_path / ".1_x.q.msg.part").write_bytes(b"")
-    with Connection(
-        "filesystem://", transport=file_broker.Transport, transport_options=broker_options(tmp_path)
-    ) as c:
+    with connect(tmp_path) as c:
         queue = c.SimpleQueue("q")
         assert queue.qsize() == 0
         queue.put({"whole": True})
