@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: install install-dev peers run test test-fast lint fuzz chaos bench bench-ingest bench-e2e bench-delivery bench-learned bench-page bench-quality bench-verdict-matrix models clean
+.PHONY: install install-dev peers run test test-fast lint fuzz chaos bench bench-ingest bench-e2e bench-delivery bench-learned bench-page bench-quality bench-verdict-matrix bench-noise-reading models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,10 @@ bench-quality: install-dev
 # The verdict on clean synthetic slices by matrix size, 48 to 1024 (docs/verdict.md).
 bench-verdict-matrix: install-dev
 	$(BIN)/python -m qcgate.bench.verdict_matrix
+
+# How the verdict's noise feature reads a known noise level, by matrix and SNR (docs/training.md).
+bench-noise-reading: install-dev
+	$(BIN)/python -m qcgate.bench.noise_reading
 
 # Retrain and re-export every shipped model from scratch (about an hour on 2 CPU cores).
 # The training stack pinned (models/constraints.txt) so that a fresh machine rebuilds the shipped models.

@@ -61,9 +61,13 @@ from scipy import ndimage
 __all__ = [
     "AIR_FEATURES",
     "FEATURE_NAMES",
+    "IMMERKAER_SCALE",
     "ArtifactFeatures",
+    "PreparedSlice",
     "artifact_features",
     "feature_vector",
+    "laplacian_response",
+    "prepare_slice",
     "slice_features",
 ]
 
@@ -90,6 +94,7 @@ _CLEAN_AIR = {"bg_corr": 0.0, "bg_ghost": 0.0, "bg_tail": 0.0, "bg_streak": 0.0}
 _MIN_SIDE = 16
 _RAYLEIGH_P99_P50 = math.log(math.sqrt(2 * math.log(100)) / math.sqrt(2 * math.log(2)))
 _LAPLACIAN = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
+IMMERKAER_SCALE = 0.6745 * 6.0  # median |N * white noise| over its sigma
 
 
 @dataclass(frozen=True)
@@ -135,8 +140,21 @@ def artifact_features(stack: np.ndarray, max_slices: int = 8) -> ArtifactFeature
     return ArtifactFeatures(values, per_slice, np.array(kept), float(usable.mean()), air_per_slice=usable)
 
 
-def slice_features(image: np.ndarray) -> dict[str, float] | None:
-    """The features of one 2D slice (plus ``air_usable``, 0 or 1), or ``None`` if not assessable."""
+@dataclass(frozen=True)
+class PreparedSlice:
+    """One 2D slice as every feature sees it: constant borders stripped, divided by ``level``."""
+
+    y: np.ndarray  # the stripped slice over ``level`` (float32)
+    foreground: np.ndarray  # bool, holes filled
+    core: np.ndarray  # bool, the foreground eroded by 2 px (or the foreground, if that is too thin)
+    level: float  # ``S``: the median of the foreground, the unit of every intensity feature
+
+
+def prepare_slice(image: np.ndarray) -> PreparedSlice | None:
+    """``image`` prepared as :func:`slice_features` prepares it, or ``None`` if not assessable.
+
+    Public so that a study of one estimator (``qcgate.bench.noise_reading``) starts from exactly the
+    pixels, masks and unit the shipped features start from."""
     x = _strip_constant_border(np.asarray(image, dtype=np.float32))
     if x is None:
         return None
@@ -146,10 +164,18 @@ def slice_features(image: np.ndarray) -> dict[str, float] | None:
     level = float(np.median(x[foreground]))
     if not level > 0:
         return None
-    y = x / level
     core = ndimage.binary_erosion(foreground, iterations=2)
     if core.sum() < 32:
         core = foreground
+    return PreparedSlice(x / level, foreground, core, level)
+
+
+def slice_features(image: np.ndarray) -> dict[str, float] | None:
+    """The features of one 2D slice (plus ``air_usable``, 0 or 1), or ``None`` if not assessable."""
+    prepared = prepare_slice(image)
+    if prepared is None:
+        return None
+    y, foreground, core = prepared.y, prepared.foreground, prepared.core
     edges = ndimage.binary_dilation(foreground, iterations=3)
     air = _usable_air(y, foreground)
     spectrum = _power_spectrum(y, core)
@@ -262,9 +288,14 @@ def _noise(y: np.ndarray, core: np.ndarray) -> float:
     Gaussian noise (robust to the edges that remain). Judged from the anatomy, so it needs no air.
     Higher is worse.
     """
-    response = ndimage.convolve(y, _LAPLACIAN, mode="reflect")
-    sigma = float(np.median(np.abs(response[core]))) / (0.6745 * 6.0)
+    sigma = float(np.median(laplacian_response(y)[core])) / IMMERKAER_SCALE
     return math.log(max(sigma, 1e-5))
+
+
+def laplacian_response(y: np.ndarray) -> np.ndarray:
+    """``|N * y|``, the 3x3 Laplacian difference of Immerkaer (1996): its median over a region,
+    over :data:`IMMERKAER_SCALE`, is that region's noise sigma where the anatomy is smooth."""
+    return np.abs(ndimage.convolve(y, _LAPLACIAN, mode="reflect"))
 
 
 def _blur(y: np.ndarray, region: np.ndarray) -> float:
