@@ -93,7 +93,7 @@ def _matrix(model: VerdictModel, rows: list[dict], head: dict | None = None) -> 
     return model.rows(*_columns(rows), head)
 
 
-def _quality(model: VerdictModel, rows: list[dict]) -> np.ndarray:
+def quality_of_rows(model: VerdictModel, rows: list[dict]) -> np.ndarray:
     """Calibrated quality of each row, as :meth:`VerdictModel.quality_of` gives it at run time."""
     return model.quality_of(*_columns(rows))
 
@@ -123,6 +123,23 @@ def _severe_vs_mild(quality: np.ndarray, rows: list[dict]) -> tuple[list[float],
         elif _worst(row) <= MILD:
             mild.append(float(q))
     return severe, mild
+
+
+def selection_score(quality: np.ndarray, rows: list[dict]) -> tuple[float, float, float, float]:
+    """(score, AUC, mean change, p95 change) by which a quality head is chosen on ``rows``.
+
+    The AUC of ``quality`` for severe against clean/mild copies, less :data:`INVARIANCE_PENALTY`
+    per point of change between the two storings of each clean base (the mean of its mean and its
+    95th percentile). Putting the issue's invariance limit first (p95 of the clean pairs within 5
+    points) was tried for 0.3.0: only an anatomy-only head with a strong pair term met it, at a
+    validation AUC of 0.82 against 0.88, and a gate that misses severe series to keep clean ones
+    within 5 points is the worse trade (docs/training.md).
+    """
+    severe, mild = _severe_vs_mild(quality, rows)
+    changes = _clean_pair_change(quality, rows)
+    value, change = auc(mild, severe), float(np.mean(changes))
+    p95 = float(np.percentile(changes, 95))
+    return value - INVARIANCE_PENALTY * (change + p95) / 2, value, change, p95
 
 
 def _clean_pairs(rows: list[dict]) -> np.ndarray:
@@ -220,16 +237,7 @@ def fit(folder: Path) -> tuple[dict, dict]:
         kx, ky = isotonic_knots(raw, validation_label)
         head["calibration"] = {"x": kx, "y": ky}
         quality = VerdictModel({**document, "quality": head}).quality(x_validation)
-        severe, mild = _severe_vs_mild(quality, validation)
-        changes = _clean_pair_change(quality, validation)
-        value, change = auc(mild, severe), float(np.mean(changes))
-        p95 = float(np.percentile(changes, 95))
-        # AUC less a penalty on the change (mean and p95). Putting the issue's invariance limit
-        # first (p95 of the clean pairs within 5 points) was tried for 0.3.0: only an anatomy-only
-        # head with a strong pair term met it, at a validation AUC of 0.82 against 0.88, and a gate
-        # that misses severe series to keep clean ones within 5 points is the worse trade
-        # (docs/training.md).
-        score = value - INVARIANCE_PENALTY * (change + p95) / 2
+        score, value, change, p95 = selection_score(quality, validation)
         selection["quality"].append(
             {
                 "form": form,
@@ -359,7 +367,7 @@ def suggest_limits(model: VerdictModel, validation: list[dict]) -> dict:
     settings' defaults must equal the shipped model's (a test checks it): a new model's quality
     scale needs its own limits."""
     x = _matrix(model, validation)
-    quality = _quality(model, validation)
+    quality = quality_of_rows(model, validation)
     severities = model.severities(x)
     reported = np.max(
         np.stack(
@@ -413,7 +421,7 @@ def held_out(model: VerdictModel, folder: Path) -> dict:
     """Figures on the test split (seeds never used for fitting or selection)."""
     test = generate.load_split(folder, "test")
     x = _matrix(model, test)
-    quality = _quality(model, test)
+    quality = quality_of_rows(model, test)
     labels = np.array([row["label"] for row in test])
     severe, mild = _severe_vs_mild(quality, test)
     all_severe = [float(q) for q, row in zip(quality, test, strict=True) if _worst(row) >= SEVERE]
