@@ -34,5 +34,8 @@ def test_the_result_counts_every_slice_and_the_report_shows_every_band() -> None
         assert all(0 <= s["quality"] <= 100 for s in band["per_slice"])
         flagged = [s["flagged"] for s in band["per_slice"]]
         assert band["flagged"] == pytest.approx(np.mean(flagged), abs=1e-3)
+        low, high = band["flagged_interval_90"]
+        assert 0.0 <= low <= band["flagged"] <= high <= 1.0
+        assert high - low > 0.3  # two slices say little: the interval must say so
     table = report(result)
     assert all(f"| {band} | 2 |" in table for band in BANDS)
