@@ -41,10 +41,11 @@ def compare(rows: list[dict], models: dict[str, VerdictModel], resamples: int = 
         chosen = [rows[i] for i in take]
         return {name: selection_score(q[take], chosen)[0] for name, q in qualities.items()}
 
-    everything = np.arange(len(rows))
     result: dict = {"bases": len(bases), "rows": len(rows), "resamples": resamples, "models": {}}
+    full: dict[str, float] = {}
     for name, q in qualities.items():
         score, auc, change, p95 = selection_score(q, rows)
+        full[name] = score
         result["models"][name] = {
             "selection_score": round(score, 4),
             "auc": round(auc, 4),
@@ -60,7 +61,6 @@ def compare(rows: list[dict], models: dict[str, VerdictModel], resamples: int = 
         drawn = scores(take)
         for name in differences:
             differences[name].append(drawn[name] - drawn[baseline])
-    full = scores(everything)
     for name, values in differences.items():
         low, high = np.percentile(values, [5, 95])
         result["models"][name]["difference"] = {
