@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from dataclasses import replace
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
@@ -37,9 +36,9 @@ import numpy as np
 from scipy import ndimage
 
 from qcgate.bench.common import markdown_table, progress, publish
-from qcgate.bench.verdict_matrix import BANDS
+from qcgate.bench.verdict_matrix import BANDS, band_config
 from qcgate.contract.artifacts import IMMERKAER_SCALE, laplacian_response, prepare_slice, slice_features
-from qcgate.models.synthesis import SynthesisConfig, synthesize_slice
+from qcgate.models.synthesis import synthesize_slice
 from qcgate.models.verdict.evidence import auc
 
 FIRST_SEED = 310_000
@@ -82,7 +81,7 @@ def banded_fit_noise(y: np.ndarray, core: np.ndarray, bands: int = 8, max_drop: 
 def readings(seed: int, band: str, snr: float) -> dict[str, float] | None:
     """Each reading's overshoot (log, in the feature's unit) on one clean slice at ``snr``; ``air``
     is NaN where less than 256 pixels of air are left around the object."""
-    synthetic = synthesize_slice(seed, replace(SynthesisConfig(), matrix=BANDS[band], pixel_mm=(0.15, 8.0)))
+    synthetic = synthesize_slice(seed, band_config(band))
     sigma = float(np.mean(synthetic.magnitude[synthetic.foreground])) / snr
     rng = np.random.default_rng([seed, int(snr * 10)])
     real, imaginary = sigma * rng.standard_normal((2, *synthetic.image.shape))

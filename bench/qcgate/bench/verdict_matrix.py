@@ -40,10 +40,15 @@ FIRST_SEED = 300_000
 SNR = 30.0
 
 
+def band_config(band: str) -> SynthesisConfig:
+    """Synthesis at ``band``'s matrix, pixels from 0.15 to 8 mm so that the field of view covers
+    the object at every matrix (shared with ``qcgate.bench.noise_reading``)."""
+    return replace(SynthesisConfig(), matrix=BANDS[band], pixel_mm=(0.15, 8.0))
+
+
 def clean_slice(seed: int, band: str) -> np.ndarray:
     """A clean synthetic magnitude slice of ``band``'s matrix with Rician noise at :data:`SNR`."""
-    config = replace(SynthesisConfig(), matrix=BANDS[band], pixel_mm=(0.15, 8.0))
-    synthetic = synthesize_slice(seed, config)
+    synthetic = synthesize_slice(seed, band_config(band))
     signal = float(np.mean(synthetic.magnitude[synthetic.foreground]))
     return add_rician_noise(synthetic.magnitude, signal / SNR, seed=seed).astype(np.float32)
 
