@@ -89,6 +89,26 @@ def window_starts(length: int, window: int, stride: int) -> list[int]:
     return starts
 
 
+def slice_windows(
+    padded: np.ndarray, tile: tuple[int, ...], stride: tuple[int, ...]
+) -> tuple[tuple[int, int], list[tuple[int, int, int]]]:
+    """The 2D window size and the ``(slice, row, col)`` starts of the windows worth scoring.
+
+    ``padded`` is a normalised (S, R, C) stack from :func:`slices_padded`; a window is scored when
+    at least ``MIN_FOREGROUND_FRACTION`` of it is foreground. The service and the verdict's training
+    both cut slices here, so a slice is scored the same way wherever it is scored.
+    """
+    size = (min(tile[0], padded.shape[1]), min(tile[1], padded.shape[2]))
+    starts = [window_starts(n, w, s) for n, w, s in zip(padded.shape[1:], size, stride, strict=True)]
+    mask = padded > FOREGROUND_LEVEL
+    windows: list[tuple[int, int, int]] = []
+    for row in starts[0]:
+        for col in starts[1]:
+            fraction = mask[:, row : row + size[0], col : col + size[1]].mean(axis=(1, 2))  # (S,)
+            windows += [(int(s), row, col) for s in np.flatnonzero(fraction >= MIN_FOREGROUND_FRACTION)]
+    return size, windows
+
+
 def slices_padded(volume: np.ndarray, tile: tuple[int, ...], multiple: int) -> np.ndarray:
     """``volume`` (S, R, C) with rows and columns zero-padded for 2D windows of ``tile`` (R, C)."""
     rows, cols = (

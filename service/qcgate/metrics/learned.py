@@ -57,6 +57,7 @@ from qcgate.contract.preprocess import (
     MIN_FOREGROUND_FRACTION,
     normalise,
     patch_padded,
+    slice_windows,
     slices_padded,
     window_starts,
 )
@@ -196,13 +197,7 @@ class OnnxMetric:
     def _score_slices(self, volume: np.ndarray) -> tuple[float, np.ndarray]:
         spec = self.entry.input
         padded = slices_padded(volume, spec.tile, spec.spatial_multiple)
-        size = tuple(min(t, n) for t, n in zip(spec.tile, padded.shape[1:], strict=True))
-        starts = [window_starts(n, w, s) for n, w, s in zip(padded.shape[1:], size, spec.stride, strict=True)]
-        mask = padded > FOREGROUND_LEVEL
-        windows: list[Window] = []
-        for row, col in itertools.product(*starts):
-            fraction = mask[:, row : row + size[0], col : col + size[1]].mean(axis=(1, 2))  # (S,)
-            windows += [(int(s), row, col) for s in np.flatnonzero(fraction >= MIN_FOREGROUND_FRACTION)]
+        size, windows = slice_windows(padded, spec.tile, spec.stride)
         scores = self._run(padded, windows, (1, *size), size)
         sums = np.zeros(volume.shape[0])
         counts = np.zeros(volume.shape[0])
