@@ -312,7 +312,7 @@ def test_a_worst_kind_quality_head_is_as_good_as_the_worst_artifact_and_monotone
 
 def test_the_shipped_model_loads_and_judges_a_phantom() -> None:
     model = load_verdict_model(default_verdict_path())
-    assert model.feature_names == FEATURE_NAMES
+    assert model.feature_names == (*FEATURE_NAMES, *model.learned_inputs)
     verdict = model.assess(_phantom(0.02))
     assert verdict.quality is not None
     assert 0.0 <= verdict.quality <= 100.0

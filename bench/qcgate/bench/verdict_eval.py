@@ -20,6 +20,7 @@ import numpy as np
 
 from qcgate.bench.quality.copies import CLEAN, copy_specs, corrupted_volume
 from qcgate.bench.quality.real_images import evaluation_images
+from qcgate.bench.verdict_scoring import assess_volume
 from qcgate.contract.verdict_model import default_verdict_path, load_verdict_model
 from qcgate.models.corruption import CORRUPTION_TYPES
 from qcgate.models.verdict.data import KIND_OF_CORRUPTION
@@ -40,7 +41,7 @@ def evaluate(model_path: Path, seed: int = 1, max_slices: int = 16) -> dict:
         clean_quality = None
         for spec in copy_specs(CORRUPTION_TYPES, SEVERITIES, 0):
             volume, _ = corrupted_volume(image, spec, seed)
-            verdict = model.assess(volume)
+            verdict = assess_volume(model, volume)
             rows.append(
                 {
                     "image": image.name,
@@ -53,7 +54,7 @@ def evaluate(model_path: Path, seed: int = 1, max_slices: int = 16) -> dict:
             if spec.kind == CLEAN:
                 clean_quality = verdict.quality
         for name, variant in benign_variants(image.volume, _foreground(image.volume)).items():
-            quality = model.assess(variant).quality
+            quality = assess_volume(model, variant).quality
             delta = 100.0 if quality is None or clean_quality is None else abs(quality - clean_quality)
             invariance.setdefault(name, []).append(delta)
             rows.append({"image": image.name, "kind": f"benign:{name}", "severity": 0.0, "quality": quality})

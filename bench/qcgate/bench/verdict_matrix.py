@@ -13,8 +13,10 @@ validation or test split uses them), pixels from 0.15 to 8 mm so that the field 
 the object at every matrix, with complex Gaussian noise at an SNR of 30 (the training bases draw
 12-100), in magnitude. No evaluation image is read.
 
-Run: ``.venv/bin/python -m qcgate.bench.verdict_matrix [--images 30] [--jobs 2]`` (about 4
-minutes for 30 images per band on 2 cores); ``bench/out/verdict_matrix.{json,png}``.
+Run: ``.venv/bin/python -m qcgate.bench.verdict_matrix [--images 30] [--jobs 2] [--model FILE]``
+(about 45 s for 100 images per band on 2 cores, 2026-12-05); ``bench/out/verdict_matrix.{json,png}``.
+``--model`` scores a candidate model with the limits its training suggests, before it ships; the
+learned metrics a model reads are scored as the worker scores them (:mod:`.verdict_scoring`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import replace
+from functools import cache
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,8 @@ from scipy.stats import binomtest
 
 from qcgate.assessment.verdict import shipped_verdict_model
 from qcgate.bench.common import markdown_table, progress, publish
+from qcgate.bench.verdict_scoring import assess_volume
+from qcgate.contract.verdict_model import VerdictModel, load_verdict_model
 from qcgate.core.settings import VerdictLimits
 from qcgate.models.synthesis import SynthesisConfig, synthesize_slice
 from qcgate.synthetic.volumes import add_rician_noise
@@ -53,18 +58,31 @@ def clean_slice(seed: int, band: str) -> np.ndarray:
     return add_rician_noise(synthetic.magnitude, signal / SNR, seed=seed).astype(np.float32)
 
 
-def _score(job: tuple[str, int]) -> tuple[str, int, tuple[int, ...], float | None, bool]:
-    band, seed = job
+@cache
+def model_and_limits(path: Path | None) -> tuple[VerdictModel, VerdictLimits]:
+    """The shipped model and the default limits, or the model in ``path`` (a candidate, before it
+    ships) with the limits its training suggests: each model has a quality scale of its own."""
+    if path is None:
+        return shipped_verdict_model(), VerdictLimits()
+    model = load_verdict_model(path)
+    suggested = model.document["suggested_limits"]
+    return model, VerdictLimits(**{k: v for k, v in suggested.items() if k in VerdictLimits.model_fields})
+
+
+def _score(job: tuple[str, int, Path | None]) -> tuple[str, int, tuple[int, ...], float | None, bool]:
+    band, seed, path = job
+    model, limits = model_and_limits(path)
     image = clean_slice(seed, band)
-    verdict = shipped_verdict_model().assess(image)
+    verdict = assess_volume(model, image)
     worst = max(verdict.severities.values(), default=0.0)
-    flagged = verdict.quality is None or VerdictLimits().warns(verdict.quality, worst)
+    flagged = verdict.quality is None or limits.warns(verdict.quality, worst)
     return band, seed, image.shape, verdict.quality, bool(flagged)
 
 
-def measure(images: int, jobs: int) -> dict[str, Any]:
-    """Per band: each slice's quality and whether the default flag warns or fails it."""
-    work = [(band, FIRST_SEED + n) for band in BANDS for n in range(images)]
+def measure(images: int, jobs: int, model_path: Path | None = None) -> dict[str, Any]:
+    """Per band: each slice's quality and whether the default flag warns or fails it (``model_path``:
+    a candidate model with its suggested limits instead of the shipped one)."""
+    work = [(band, FIRST_SEED + n, model_path) for band in BANDS for n in range(images)]
     with Pool(jobs) as pool:
         scored = []
         for count, row in enumerate(pool.imap(_score, work), 1):
@@ -89,9 +107,10 @@ def measure(images: int, jobs: int) -> dict[str, Any]:
                 {"seed": row[1], "shape": list(row[2]), "quality": row[3], "flagged": row[4]} for row in rows
             ],
         }
+    model, limits = model_and_limits(model_path)
     return {
-        "model_version": shipped_verdict_model().document["version"],
-        "quality_warn": VerdictLimits().quality_warn,
+        "model_version": model.document["version"],
+        "quality_warn": limits.quality_warn,
         "bands": bands,
     }
 
@@ -144,8 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=30, help="clean slices per matrix band")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--model", type=Path, help="a candidate verdict.json (default: the shipped model)")
     args = parser.parse_args(argv)
-    return publish("verdict_matrix", measure(args.images, args.jobs), plot, report)
+    return publish("verdict_matrix", measure(args.images, args.jobs, args.model), plot, report)
 
 
 if __name__ == "__main__":

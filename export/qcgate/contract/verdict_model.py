@@ -18,6 +18,12 @@ basis ``r_jk(f) = clip((f - t_{k-1}) / (t_k - t_{k-1}), 0, 1)``, and
   apart), the most likely kind takes the largest of those severities and every other kind that
   times its probability relative to the most likely one: the heads say how bad, the softmax what.
 
+Since 0.7.0 a model may also read learned metrics (``learned_inputs``, oriented higher-is-worse, e.g.
+``msm`` and minus ``rank_effnet``): the caller hands their per-slice scores of the stack, the model
+takes them at the slices its features came from, their median as the stack's value, and a score
+that is missing reads ``learned_fill`` (what clean training copies give). The shipped model's
+finding heads give them no weight; its quality head does.
+
 Where the air holds no noise (zero-filled, skull-stripped, cropped away: ``air_usable`` 0) the air
 features are not measured. The quality head then reads the air its anatomy predicts (its own
 ``air_fill`` and ``air_fill_weights``: zero-filling the air of a noisy or blurred image must not
@@ -31,8 +37,8 @@ numpy only; part of the torch-free contract the runtime calls. The shipped model
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -187,10 +193,41 @@ class VerdictModel:
         """Calibrated quality from feature values, missing air filled as the quality head fills it."""
         return self.quality(self.rows(values, air_usable, self.document["quality"]))
 
-    def apply(self, features: ArtifactFeatures | None) -> Verdict:
-        """The verdict of one stack from its :class:`ArtifactFeatures` (``None``: not assessable)."""
+    @property
+    def learned_inputs(self) -> tuple[str, ...]:
+        """The learned metrics this model reads beside the artifact features (none before 0.7.0)."""
+        return tuple(self.document.get("learned_inputs", ()))
+
+    def with_learned(
+        self, features: ArtifactFeatures, learned: Mapping[str, Sequence[float]] | None
+    ) -> ArtifactFeatures:
+        """``features`` with each of :attr:`learned_inputs` added, read off the metric's per-slice
+        scores of the whole stack (``learned[name][i]`` for slice ``i``, oriented higher-is-worse)
+        at the slices the features came from, the stack's value their median. A metric that is
+        missing or could not score those slices reads ``learned_fill``, what clean training copies
+        give: the verdict still judges the stack from its artifact features alone."""
+        if not self.learned_inputs:
+            return features
+        values, per_slice = dict(features.values), dict(features.per_slice)
+        for name in self.learned_inputs:
+            fill = float(self.document["learned_fill"][name])
+            scores = np.asarray((learned or {}).get(name, ()), dtype=np.float64)
+            if scores.size > int(features.slices.max()):
+                chosen = scores[features.slices]
+            else:
+                chosen = np.full(len(features.slices), np.nan)
+            chosen = np.where(np.isfinite(chosen), chosen, fill)
+            values[name], per_slice[name] = float(np.median(chosen)), chosen
+        return replace(features, values=values, per_slice=per_slice)
+
+    def apply(
+        self, features: ArtifactFeatures | None, learned: Mapping[str, Sequence[float]] | None = None
+    ) -> Verdict:
+        """The verdict of one stack from its :class:`ArtifactFeatures` (``None``: not assessable)
+        and, for a model with :attr:`learned_inputs`, the learned metrics' per-slice scores."""
         if features is None:
             return Verdict(None, (), {}, None)
+        features = self.with_learned(features, learned)
         row = self.rows(features.values, features.air_usable)
         quality = float(self.quality_of(features.values, features.air_usable)[0])
         stack = {kind: float(v[0]) for kind, v in self.severities(row).items()}
@@ -205,10 +242,16 @@ class VerdictModel:
             findings.append(Finding(kind, round(severity, 1), tuple(chosen)))
         return Verdict(round(quality, 1), tuple(findings), stack, features)
 
-    def assess(self, stack: np.ndarray, max_slices: int = 8) -> Verdict:
+    def assess(
+        self,
+        stack: np.ndarray,
+        max_slices: int = 8,
+        learned: Mapping[str, Sequence[float]] | None = None,
+    ) -> Verdict:
         """Features and verdict of a 2D ``(R, C)`` or 3D ``(S, R, C)`` magnitude stack (at most
-        ``max_slices`` slices with anatomy assessed, evenly spread)."""
-        return self.apply(artifact_features(stack, max_slices=max_slices))
+        ``max_slices`` slices with anatomy assessed, evenly spread); ``learned``: per-slice scores
+        of the learned metrics the model reads (:meth:`with_learned`)."""
+        return self.apply(artifact_features(stack, max_slices=max_slices), learned)
 
 
 def default_verdict_path() -> Path:

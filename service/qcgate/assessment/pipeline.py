@@ -203,6 +203,7 @@ def assess_series(
     except NotAssessable as exc:
         return SeriesAssessment(SeriesStatus.NOT_ASSESSABLE, None, [str(exc)], {}, [], provenance, len(paths))
     per_name: dict[str, list[MetricResult]] = {}
+    per_stack: list[dict[str, MetricResult]] = []
     uncomputed: list[str] = []
     for stack in chosen:
         stack_results: dict[str, MetricResult] = {}
@@ -217,9 +218,10 @@ def assess_series(
             for result in results:
                 stack_results[result.name] = result
                 per_name.setdefault(result.name, []).append(result)
+        per_stack.append(stack_results)
         reports.append(StackReport(stack.label, stack.voxels.shape, scored=True, metrics=stack_results))
     metrics = {name: _series_value(results) for name, results in per_name.items()}
-    verdict = judge_stacks(chosen, verdict_model)
+    verdict = judge_stacks(chosen, verdict_model, per_stack)
     if verdict.quality is None:
         reason = "no stack has anatomy the verdict can judge (no foreground found)"
         return SeriesAssessment(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -30,8 +30,16 @@ from qcgate.contract.verdict_model import (
 from qcgate.core.outcomes import Flag
 from qcgate.core.settings import VerdictLimits
 from qcgate.imaging.volume import Stack
+from qcgate.metrics.base import MetricResult
 
-__all__ = ["SeriesVerdict", "judge_stacks", "model_identity", "shipped_verdict_model", "verdict_flag"]
+__all__ = [
+    "SeriesVerdict",
+    "judge_stacks",
+    "learned_scores",
+    "model_identity",
+    "shipped_verdict_model",
+    "verdict_flag",
+]
 
 # How each kind reads in a reason on the console.
 _WORDS = {
@@ -67,13 +75,32 @@ def shipped_verdict_model() -> VerdictModel:
     return load_verdict_model(default_verdict_path())
 
 
-def judge_stacks(stacks: Sequence[Stack], model: VerdictModel) -> SeriesVerdict:
-    """The verdict of a series from its scored stacks: the worst stack's quality, each finding kind at
-    its worst stack."""
+def learned_scores(results: Mapping[str, MetricResult], names: Sequence[str]) -> dict[str, list[float]]:
+    """The per-slice scores of the learned metrics ``names`` among a stack's ``results``, oriented
+    higher-is-worse as the verdict model reads them; a metric that was not computed is left out (the
+    model then reads what clean images give)."""
+    scores = {}
+    for name in names:
+        result = results.get(name)
+        if result is None or result.per_slice is None:
+            continue
+        sign = -1.0 if result.higher_is_better else 1.0
+        scores[name] = [sign * value for value in result.per_slice]
+    return scores
+
+
+def judge_stacks(
+    stacks: Sequence[Stack],
+    model: VerdictModel,
+    results: Sequence[Mapping[str, MetricResult]] | None = None,
+) -> SeriesVerdict:
+    """The verdict of a series from its scored stacks (and each stack's metric ``results``, which a
+    model with learned inputs reads): the worst stack's quality, each finding kind at its worst stack."""
     qualities: list[float] = []
     worst: dict[str, Finding] = {}
-    for stack in stacks:
-        verdict = model.assess(stack.voxels)
+    for index, stack in enumerate(stacks):
+        learned = learned_scores(results[index], model.learned_inputs) if results else None
+        verdict = model.assess(stack.voxels, learned=learned)
         if verdict.quality is not None:
             qualities.append(verdict.quality)
         for found in verdict.findings:

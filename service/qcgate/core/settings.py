@@ -100,8 +100,8 @@ class VerdictLimits(BaseModel):
     damaged at most moderately (docs/verdict.md). A new model brings new defaults.
     """
 
-    quality_warn: float = Field(74.0, ge=0, le=100)
-    quality_fail: float = Field(40.0, ge=0, le=100)
+    quality_warn: float = Field(67.0, ge=0, le=100)
+    quality_fail: float = Field(47.0, ge=0, le=100)
     severity_warn: float = Field(40.0, ge=0, le=100)
     severity_fail: float = Field(70.0, ge=0, le=100)
 

@@ -9,7 +9,9 @@ matrix). Each base gives ``copies`` samples: the base itself twice (the second a
 the anatomy, zero-filled outside a dilated mask or skull-stripped), then single corruptions at a
 random severity (80 %) and random combinations (20 %). The label is the physics-derived reference
 (:func:`qcgate.models.corruption.quality_label` of the copy against the base), computed *before*
-the copy is re-stored benignly (:func:`restore`), so the label never sees the storing.
+the copy is re-stored benignly (:func:`restore`), so the label never sees the storing. Each row
+also keeps the shipped learned metrics' scores of the re-stored copy (:mod:`.learned_inputs`), so
+the fit may read them as the service hands them at run time.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from qcgate.models.corruption import (
 from qcgate.models.corruption.kspace import to_image, to_kspace
 from qcgate.models.evaluation_guard import assert_not_evaluation_data
 from qcgate.models.synthesis import SynthesisConfig, synthesize_slice
+from qcgate.models.verdict.learned_inputs import learned_scores
 
 __all__ = [
     "FINDING_KINDS",
@@ -73,6 +76,7 @@ class Sample:
     severities: dict[str, float]  # finding kind -> applied severity (max over corruptions)
     single_kind: str | None  # the corruption type when exactly one was applied
     restorings: tuple[str, ...]
+    learned: dict[str, float]  # the shipped learned metrics' scores, higher is worse (.learned_inputs)
 
 
 @dataclass(frozen=True)
@@ -299,6 +303,7 @@ def samples_for_base(seed: int, copies: int = 6) -> list[Sample]:
                 severities,
                 single,
                 restorings,
+                learned_scores(stored),
             )
         )
     return samples

@@ -30,12 +30,13 @@ import scipy
 from qcgate.models.code_key import hash_code
 from qcgate.models.evaluation_guard import EvaluationDataLeak
 from qcgate.models.verdict.data import samples_for_base
+from qcgate.models.verdict.learned_inputs import learned_identity
 
 __all__ = ["COPIES", "SPLITS", "data_dir", "data_key", "generate", "load_split"]
 
 SPLITS: dict[str, range] = {
     "train": range(0, 1500),
-    "validation": range(100_000, 100_150),
+    "validation": range(100_000, 100_450),
     "test": range(200_000, 200_150),
 }
 COPIES = 6
@@ -45,6 +46,8 @@ _SOURCES = (  # modules and packages whose code decides a row
     "qcgate.models.corruption",
     "qcgate.models.synthesis",
     "qcgate.models.evaluation_guard",
+    "qcgate.models.verdict.learned_inputs",
+    "qcgate.contract.preprocess",
 )
 
 
@@ -55,6 +58,7 @@ def data_key(splits: dict[str, range] = SPLITS, copies: int = COPIES) -> str:
     config = {
         "splits": {k: [v.start, v.stop] for k, v in splits.items()},
         "copies": copies,
+        "learned": learned_identity(),
         "numpy": np.__version__,
         "scipy": scipy.__version__,
     }

@@ -1,0 +1,140 @@
+"""Learned metrics as verdict inputs: the training side scores a copy exactly as the service does,
+and a model that reads them takes each stack's per-slice scores at the slices its features came
+from, or what clean images give where a metric was not computed."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from qcgate.assessment.verdict import judge_stacks, learned_scores, shipped_verdict_model
+from qcgate.contract.artifacts import FEATURE_NAMES, artifact_features
+from qcgate.contract.verdict_model import FINDING_KINDS, VerdictModel
+from qcgate.imaging.volume import Stack
+from qcgate.metrics.base import MetricResult
+from qcgate.metrics.learned import load_learned_suites
+from qcgate.models.verdict.data import samples_for_base
+from qcgate.models.verdict.generate import SPLITS
+from qcgate.models.verdict.learned_inputs import LEARNED_INPUTS
+from qcgate.models.verdict.learned_inputs import learned_scores as training_scores
+from qcgate.models.verdict.train import quality_of_rows
+from qcgate.synthetic.demo_series import noisy_phantom
+
+
+def _toy_model() -> VerdictModel:
+    """Quality and blur driven by ``msm`` alone: 0 reads clean, 1 reads bad."""
+    names = [*FEATURE_NAMES, "msm"]
+    silent = [0.0] * len(FEATURE_NAMES)
+    return VerdictModel(
+        {
+            "feature_names": names,
+            "learned_inputs": ["msm"],
+            "learned_fill": {"msm": 0.0},
+            "knots": {name: [0.0, 1.0] for name in names},
+            "quality": {
+                "intercept": 3.0,
+                "weights": [*silent, 6.0],
+                "calibration": {"x": [0.0, 100.0], "y": [0.0, 100.0]},
+            },
+            "findings": {
+                kind: {
+                    "intercept": -3.0,
+                    "weights": [*silent, 6.0 if kind == "blur" else 0.0],
+                    "threshold": 40.0,
+                }
+                for kind in FINDING_KINDS
+            },
+        }
+    )
+
+
+def test_the_training_side_scores_a_slice_as_the_service_does() -> None:
+    suites = {suite.name: suite for suite in load_learned_suites(threads=1)}
+    image = noisy_phantom(shape=(8, 200, 176), noise_fraction=0.03)[4]  # larger than a tile: several windows
+    stack = Stack(
+        voxels=image[None],
+        spacing_mm=(1.0, 1.0, 1.0),
+        phase_encode_axis=0,
+        sop_instance_uids=("1",),
+        label="x",
+    )
+    trained = training_scores(image)
+    assert set(trained) == set(LEARNED_INPUTS)
+    for name in LEARNED_INPUTS:
+        result = suites[name].evaluate(stack)[0]
+        served = learned_scores({name: result}, [name])[name]
+        assert trained[name] == pytest.approx(served[0], rel=1e-4, abs=1e-6)
+        assert (served[0] == -result.value) == result.higher_is_better  # oriented higher-is-worse
+
+
+def test_a_model_reads_learned_scores_at_its_slices_and_fills_what_is_missing() -> None:
+    model = _toy_model()
+    volume = noisy_phantom(shape=(8, 96, 96), noise_fraction=0.03)[2:5]
+    features = artifact_features(volume)
+    assert features is not None
+    bad = model.apply(features, {"msm": [1.0, 1.0, 1.0]})
+    clean = model.apply(features, {"msm": [0.0, 0.0, 0.0]})
+    missing = model.apply(features, None)
+    unscored = model.apply(features, {"msm": [float("nan")] * 3})
+    assert bad.quality is not None
+    assert clean.quality is not None
+    assert bad.quality < clean.quality - 50
+    assert missing.quality == clean.quality == unscored.quality  # learned_fill is what clean gives
+    assert [f.kind for f in bad.findings] == ["blur"]
+    assert not clean.findings
+    # The median over the assessed slices: one bad slice of three does not make the stack bad.
+    one_bad = model.apply(features, {"msm": [0.0, 1.0, 0.0]})
+    assert one_bad.quality == clean.quality
+    assert one_bad.severities == clean.severities
+
+
+def test_judge_stacks_hands_each_stack_its_own_learned_scores() -> None:
+    model = _toy_model()
+    volume = noisy_phantom(shape=(8, 96, 96), noise_fraction=0.03)[3:5]
+    stacks = [
+        Stack(
+            voxels=volume,
+            spacing_mm=(1.0, 1.0, 1.0),
+            phase_encode_axis=0,
+            sop_instance_uids=("1", "2"),
+            label=label,
+            slice_numbers=(1, 2),
+        )
+        for label in ("axial", "coronal")
+    ]
+
+    def scored(msm: float) -> dict[str, MetricResult]:
+        return {"msm": MetricResult("msm", msm, False, per_slice=(msm, msm))}
+
+    verdict = judge_stacks(stacks, model, [scored(0.0), scored(1.0)])
+    assert [(f.kind, f.stack) for f in verdict.findings] == [("blur", "coronal")]
+    assert verdict.quality == judge_stacks(stacks[1:], model, [scored(1.0)]).quality
+
+
+def test_the_shipped_quality_head_reads_learned_scores_and_its_findings_do_not() -> None:
+    """0.7.0: the learned metrics move quality (a fit chose them on validation copies); findings name
+    damage the artifact features measured, so no finding head weighs a learned score."""
+    model = shipped_verdict_model()
+    assert model.learned_inputs == LEARNED_INPUTS
+    document = model.document
+    width = {name: len(document["knots"][name]) - 1 for name in model.feature_names}
+    learned_columns = []
+    start = 0
+    for name in model.feature_names:
+        if name in model.learned_inputs:
+            learned_columns += list(range(start, start + width[name]))
+        start += width[name]
+    for head in document["findings"].values():
+        assert all(head["weights"][j] == 0.0 for j in learned_columns)
+    quality_weights = np.asarray(document["quality"]["weights"])
+    assert np.abs(quality_weights[learned_columns]).sum() > 0
+
+
+def test_training_rows_carry_the_learned_scores_the_fit_reads() -> None:
+    model = shipped_verdict_model()
+    rows = [dataclasses.asdict(sample) for sample in samples_for_base(SPLITS["validation"].start, 6)]
+    assert all(set(row["learned"]) == set(LEARNED_INPUTS) for row in rows)
+    filled = [{**row, "learned": dict(model.document["learned_fill"])} for row in rows]
+    assert not np.allclose(quality_of_rows(model, rows), quality_of_rows(model, filled))
