@@ -5,6 +5,8 @@ from, or what clean images give where a metric was not computed."""
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,11 +17,12 @@ from qcgate.contract.verdict_model import FINDING_KINDS, VerdictModel
 from qcgate.imaging.volume import Stack
 from qcgate.metrics.base import MetricResult
 from qcgate.metrics.learned import load_learned_suites
+from qcgate.models.verdict import generate
 from qcgate.models.verdict.data import samples_for_base
 from qcgate.models.verdict.generate import SPLITS
 from qcgate.models.verdict.learned_inputs import LEARNED_INPUTS
 from qcgate.models.verdict.learned_inputs import learned_scores as training_scores
-from qcgate.models.verdict.train import quality_of_rows
+from qcgate.models.verdict.train import fit, quality_of_rows
 from qcgate.synthetic.demo_series import noisy_phantom
 
 
@@ -138,3 +141,23 @@ def test_training_rows_carry_the_learned_scores_the_fit_reads() -> None:
     assert all(set(row["learned"]) == set(LEARNED_INPUTS) for row in rows)
     filled = [{**row, "learned": dict(model.document["learned_fill"])} for row in rows]
     assert not np.allclose(quality_of_rows(model, rows), quality_of_rows(model, filled))
+
+
+@pytest.mark.slow  # makes 24 bases' rows and fits twice: about a minute on 2 cores
+def test_a_tiny_fit_with_learned_inputs_is_deterministic_and_keeps_them_out_of_findings(
+    tmp_path: Path,
+) -> None:
+    splits = {"train": range(0, 16), "validation": range(100_000, 100_008)}
+    folder = generate.generate(tmp_path, jobs=1, splits=splits, log=False)
+    first, _ = fit(folder)
+    second, _ = fit(folder)
+    assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+    model = VerdictModel(first)
+    assert model.learned_inputs == LEARNED_INPUTS
+    assert model.feature_names == (*FEATURE_NAMES, *LEARNED_INPUTS)
+    learned_columns = len(first["knots"]["msm"]) - 1 + len(first["knots"]["rank_effnet"]) - 1
+    for head in first["findings"].values():
+        assert head["weights"][-learned_columns:] == [0.0] * learned_columns
+    without, _ = fit(folder, learned=())
+    assert without["feature_names"] == list(FEATURE_NAMES)
+    assert without["learned_inputs"] == []
