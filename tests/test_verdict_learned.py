@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qcgate.assessment.verdict import judge_stacks, learned_scores, shipped_verdict_model
+from qcgate.assessment.verdict import judge_stacks, learned_per_slice, shipped_verdict_model
 from qcgate.contract.artifacts import FEATURE_NAMES, artifact_features
 from qcgate.contract.verdict_model import FINDING_KINDS, VerdictModel
 from qcgate.imaging.volume import Stack
@@ -20,8 +20,7 @@ from qcgate.metrics.learned import load_learned_suites
 from qcgate.models.verdict import generate
 from qcgate.models.verdict.data import samples_for_base
 from qcgate.models.verdict.generate import SPLITS
-from qcgate.models.verdict.learned_inputs import LEARNED_INPUTS
-from qcgate.models.verdict.learned_inputs import learned_scores as training_scores
+from qcgate.models.verdict.learned_inputs import LEARNED_INPUTS, learned_scores
 from qcgate.models.verdict.train import fit, quality_of_rows
 from qcgate.synthetic.demo_series import noisy_phantom
 
@@ -63,11 +62,11 @@ def test_the_training_side_scores_a_slice_as_the_service_does() -> None:
         sop_instance_uids=("1",),
         label="x",
     )
-    trained = training_scores(image)
+    trained = learned_scores(image)
     assert set(trained) == set(LEARNED_INPUTS)
     for name in LEARNED_INPUTS:
         result = suites[name].evaluate(stack)[0]
-        served = learned_scores({name: result}, [name])[name]
+        served = learned_per_slice({name: result}, [name])[name]
         assert trained[name] == pytest.approx(served[0], rel=1e-4, abs=1e-6)
         assert (served[0] == -result.value) == result.higher_is_better  # oriented higher-is-worse
 

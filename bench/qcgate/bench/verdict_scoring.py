@@ -4,7 +4,7 @@ The benchmarks that call the verdict model directly (``verdict_matrix``, ``verdi
 DICOM round trip; a model that reads learned metrics (``VerdictModel.learned_inputs``) must still get
 the scores the worker would hand it, or it would judge every image by the fill for clean images.
 So the shipped ONNX metrics score the volume here through the service's own ``OnnxMetric`` (one
-thread, loaded once per process) and ``judge``'s helper orients them.
+thread, loaded once per process) and the service's ``learned_per_slice`` orients them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from functools import cache
 
 import numpy as np
 
-from qcgate.assessment.verdict import learned_scores
+from qcgate.assessment.verdict import learned_per_slice
 from qcgate.contract.verdict_model import Verdict, VerdictModel
 from qcgate.core.errors import NotAssessable
 from qcgate.imaging.volume import Stack
@@ -47,4 +47,4 @@ def assess_volume(model: VerdictModel, volume: np.ndarray) -> Verdict:
             results[name] = _suites()[name].evaluate(stack)[0]
         except NotAssessable:
             continue  # the model reads what clean images give, as in the service
-    return model.assess(voxels, learned=learned_scores(results, model.learned_inputs))
+    return model.assess(voxels, learned=learned_per_slice(results, model.learned_inputs))

@@ -35,7 +35,7 @@ from qcgate.metrics.base import MetricResult
 __all__ = [
     "SeriesVerdict",
     "judge_stacks",
-    "learned_scores",
+    "learned_per_slice",
     "model_identity",
     "shipped_verdict_model",
     "verdict_flag",
@@ -75,7 +75,7 @@ def shipped_verdict_model() -> VerdictModel:
     return load_verdict_model(default_verdict_path())
 
 
-def learned_scores(results: Mapping[str, MetricResult], names: Sequence[str]) -> dict[str, list[float]]:
+def learned_per_slice(results: Mapping[str, MetricResult], names: Sequence[str]) -> dict[str, list[float]]:
     """The per-slice scores of the learned metrics ``names`` among a stack's ``results``, oriented
     higher-is-worse as the verdict model reads them; a metric that was not computed is left out (the
     model then reads what clean images give)."""
@@ -99,7 +99,7 @@ def judge_stacks(
     qualities: list[float] = []
     worst: dict[str, Finding] = {}
     for index, stack in enumerate(stacks):
-        learned = learned_scores(results[index], model.learned_inputs) if results else None
+        learned = learned_per_slice(results[index], model.learned_inputs) if results else None
         verdict = model.assess(stack.voxels, learned=learned)
         if verdict.quality is not None:
             qualities.append(verdict.quality)
