@@ -3,10 +3,15 @@ object (the field of view is not cut through it) and are scored by the shipped v
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from qcgate.bench.verdict_matrix import BANDS, FIRST_SEED, clean_slice, measure, report
+from qcgate.bench.verdict_matrix import BANDS, FIRST_SEED, clean_slice, measure, model_and_limits, report
+from qcgate.contract.verdict_model import default_verdict_path
+from qcgate.core.settings import VerdictLimits
 from qcgate.models.verdict.generate import SPLITS
 
 
@@ -39,3 +44,19 @@ def test_the_result_counts_every_slice_and_the_report_shows_every_band() -> None
         assert high - low > 0.3  # two slices say little: the interval must say so
     table = report(result)
     assert all(f"| {band} | 2 |" in table for band in BANDS)
+
+
+def test_a_candidate_model_is_judged_with_the_limits_its_training_suggests(tmp_path: Path) -> None:
+    """``--model``: a candidate's quality has a scale of its own, so the shipped defaults would judge it
+    wrongly; its own suggested limits apply."""
+    document = json.loads(default_verdict_path().read_text())
+    document["suggested_limits"].update(quality_warn=99.0, quality_fail=98.0)
+    candidate = tmp_path / "candidate.json"
+    candidate.write_text(json.dumps(document))
+    model, limits = model_and_limits(candidate)
+    assert (limits.quality_warn, limits.quality_fail) == (99.0, 98.0)
+    assert model.document["version"] == document["version"]
+    assert model_and_limits(None)[1] == VerdictLimits()
+    result = measure(images=1, jobs=1, model_path=candidate)
+    assert result["quality_warn"] == 99.0
+    assert all(band["flagged"] == 1.0 for band in result["bands"].values())  # nothing clean scores 99
