@@ -142,7 +142,7 @@ def test_training_rows_carry_the_learned_scores_the_fit_reads() -> None:
     assert not np.allclose(quality_of_rows(model, rows), quality_of_rows(model, filled))
 
 
-@pytest.mark.slow  # makes 24 bases' rows and fits twice: about a minute on 2 cores
+@pytest.mark.slow  # makes 24 bases' rows and fits four times: about a minute on 2 cores
 def test_a_tiny_fit_with_learned_inputs_is_deterministic_and_keeps_them_out_of_findings(
     tmp_path: Path,
 ) -> None:
@@ -157,6 +157,10 @@ def test_a_tiny_fit_with_learned_inputs_is_deterministic_and_keeps_them_out_of_f
     learned_columns = len(first["knots"]["msm"]) - 1 + len(first["knots"]["rank_effnet"]) - 1
     for head in first["findings"].values():
         assert head["weights"][-learned_columns:] == [0.0] * learned_columns
+    # A kind head that may read them names kinds differently but cannot move quality or the limits.
+    kind_reading, _ = fit(folder, learned_kind_head=True)
+    assert kind_reading["quality"] == first["quality"]
+    assert kind_reading["suggested_limits"] == first["suggested_limits"]
     without, _ = fit(folder, learned=())
     assert without["feature_names"] == list(FEATURE_NAMES)
     assert without["learned_inputs"] == []

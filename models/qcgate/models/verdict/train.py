@@ -191,7 +191,10 @@ def _kind_accuracy(model: VerdictModel, rows: list[dict]) -> tuple[float, dict]:
 
 
 def fit(
-    folder: Path, learned: tuple[str, ...] = LEARNED, learned_findings: bool = False
+    folder: Path,
+    learned: tuple[str, ...] = LEARNED,
+    learned_findings: bool = False,
+    learned_kind_head: bool = False,
 ) -> tuple[dict, dict]:
     """(the verdict document, the validation record of the model selection); ``learned``: the
     learned metrics (:data:`~.learned_inputs.LEARNED_INPUTS`) read beside the artifact features,
@@ -228,8 +231,11 @@ def fit(
         quality_fill = {"air_fill": air_fill, "air_fill_weights": air_fill_weights}
     model = VerdictModel(document)
     basis = model.basis(_matrix(model, train))  # the finding heads' basis: knots over all values
+    kind_basis = basis.copy()
     unread = _columns_of(document["knots"], () if learned_findings else learned, names)
     basis[:, unread] = 0.0
+    kind_unread = np.zeros(0, int) if learned_kind_head else unread
+    kind_basis[:, kind_unread] = 0.0
     x_validation = _matrix(model, validation, quality_fill)
     validation_label = np.array([row["label"] for row in validation])
     selection: dict = {"quality": [], "findings": [], "kind_head": []}
@@ -321,8 +327,8 @@ def fit(
     rows_k, classes = np.array([n for n, _ in labelled]), np.array([c for _, c in labelled])
     best_kind: tuple[float, dict | None] = (best_findings[0], None)
     for l2 in KIND_GRID:
-        intercepts, weights = fit_kind(basis[rows_k], classes, len(FINDING_KINDS), l2=l2)
-        weights[unread, :] = 0.0
+        intercepts, weights = fit_kind(kind_basis[rows_k], classes, len(FINDING_KINDS), l2=l2)
+        weights[kind_unread, :] = 0.0
         head = {"kinds": list(FINDING_KINDS), "intercepts": intercepts.tolist(), "weights": weights.tolist()}
         accuracy, _ = _kind_accuracy(VerdictModel({**document, "kind_head": head}), validation)
         selection["kind_head"].append({"l2": l2, "kind_accuracy": round(accuracy, 4)})
@@ -564,10 +570,11 @@ def main(argv: list[str] | None = None) -> int:
         "--learned", nargs="*", choices=LEARNED_INPUTS, default=list(LEARNED), help="learned metrics read"
     )
     parser.add_argument("--learned-findings", action="store_true", help="the finding heads read them too")
+    parser.add_argument("--learned-kind-head", action="store_true", help="the softmax kind head reads them")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     folder = generate.generate(args.data, args.jobs)
-    document, _ = fit(folder, tuple(args.learned), args.learned_findings)
+    document, _ = fit(folder, tuple(args.learned), args.learned_findings, args.learned_kind_head)
     model = VerdictModel(document)
     document["held_out_test"] = held_out(model, folder)
     test_seeds = generate.SPLITS["test"]
