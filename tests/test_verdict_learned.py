@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from qcgate.assessment.verdict import judge_stacks, learned_per_slice, shipped_verdict_model
+from qcgate.assessment.verdict import (
+    judge_stacks,
+    learned_per_slice,
+    missing_learned_inputs,
+    shipped_verdict_model,
+)
 from qcgate.contract.artifacts import FEATURE_NAMES, artifact_features
 from qcgate.contract.verdict_model import FINDING_KINDS, VerdictModel
 from qcgate.imaging.volume import Stack
@@ -23,6 +29,7 @@ from qcgate.models.verdict.generate import SPLITS
 from qcgate.models.verdict.learned_inputs import LEARNED_INPUTS, learned_scores
 from qcgate.models.verdict.train import fit, quality_of_rows
 from qcgate.synthetic.demo_series import noisy_phantom
+from qcgate.worker.celery_app import warn_if_the_verdict_lacks_inputs
 
 
 def _toy_model() -> VerdictModel:
@@ -164,3 +171,18 @@ def test_a_tiny_fit_with_learned_inputs_is_deterministic_and_keeps_them_out_of_f
     without, _ = fit(folder, learned=())
     assert without["feature_names"] == list(FEATURE_NAMES)
     assert without["learned_inputs"] == []
+
+
+def test_a_worker_without_the_learned_metrics_is_told_what_the_verdict_lacks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model = shipped_verdict_model()
+    assert missing_learned_inputs(model, ["classic", *LEARNED_INPUTS]) == []
+    assert missing_learned_inputs(model, ["classic", "msm"]) == ["rank_effnet"]
+    with caplog.at_level(logging.WARNING, logger="qcgate.worker.celery_app"):
+        warn_if_the_verdict_lacks_inputs(["classic"])
+    assert "msm, rank_effnet" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="qcgate.worker.celery_app"):
+        warn_if_the_verdict_lacks_inputs(["classic", *LEARNED_INPUTS])
+    assert caplog.text == ""

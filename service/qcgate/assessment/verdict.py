@@ -36,6 +36,7 @@ __all__ = [
     "SeriesVerdict",
     "judge_stacks",
     "learned_per_slice",
+    "missing_learned_inputs",
     "model_identity",
     "shipped_verdict_model",
     "verdict_flag",
@@ -87,6 +88,12 @@ def learned_per_slice(results: Mapping[str, MetricResult], names: Sequence[str])
         sign = -1.0 if result.higher_is_better else 1.0
         scores[name] = [sign * value for value in result.per_slice]
     return scores
+
+
+def missing_learned_inputs(model: VerdictModel, suite_names: Sequence[str]) -> list[str]:
+    """The learned metrics ``model`` reads that no suite of ``suite_names`` computes: the verdict then
+    reads them as a clean image's, which a worker should say once when it starts."""
+    return [name for name in model.learned_inputs if name not in suite_names]
 
 
 def judge_stacks(

@@ -28,6 +28,7 @@ from celery.signals import worker_process_init
 from kombu.exceptions import OperationalError as BrokerUnavailable
 from sqlalchemy.exc import OperationalError
 
+from qcgate.assessment.verdict import missing_learned_inputs, shipped_verdict_model
 from qcgate.core.errors import TransientError
 from qcgate.core.settings import Settings
 from qcgate.delivery.jobs import run_delivery_job
@@ -35,6 +36,20 @@ from qcgate.worker import file_broker
 from qcgate.worker.assess import WorkerContext, assess_queued_series
 
 log = logging.getLogger(__name__)
+
+
+def warn_if_the_verdict_lacks_inputs(suite_names: list[str]) -> None:
+    """One warning when this worker computes none of some learned metric the verdict model reads
+    (no ONNX manifest shipped, say): every verdict then reads it as a clean image's."""
+    missing = missing_learned_inputs(shipped_verdict_model(), suite_names)
+    if missing:
+        log.warning(
+            "the verdict model reads %s, which this worker does not compute: quality reads them as a"
+            " clean image's and rests on the artifact features alone",
+            ", ".join(missing),
+        )
+
+
 ASSESS_TASK = "qcgate.assess_series"
 DELIVER_TASK = "qcgate.deliver"
 QUEUE = "qcgate"
@@ -87,6 +102,7 @@ class _WorkerRuntime:
                 engine = create_database_engine(self._settings.effective_database_url)
                 suites = load_suites(self._settings, batched=self.kind == "gpu")
                 self._context = WorkerContext(self._settings, session_factory(engine), suites)
+                warn_if_the_verdict_lacks_inputs([suite.name for suite in suites])
             return self._context
 
     def warm(self, **_: Any) -> None:
