@@ -18,15 +18,17 @@ import numpy as np
 import pytest
 from pydicom import Dataset, dcmread
 from pydicom.uid import generate_uid
-from sqlalchemy import Engine, delete, event, select, text
+from sqlalchemy import Engine, delete, event, func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from qcgate.core.outcomes import SeriesStatus
 from qcgate.core.settings import Settings
+from qcgate.receiver import reconcile
 from qcgate.receiver.ingest import InstanceRecorder, ingest_instance
 from qcgate.receiver.reconcile import reconcile_spool
 from qcgate.store.database import create_database_engine, session_factory, upgrade_database
-from qcgate.store.repository import series_by_uid
+from qcgate.store.repository import ReceivedInstance, series_by_uid
 from qcgate.store.tables import Instance, Series
 from qcgate.synthetic.dicom_series import mr_series_datasets
 
@@ -128,6 +130,40 @@ def test_unfinished_writes_are_removed_once_old(settings: Settings, sessions: se
     assert reconcile_spool(settings, sessions).partials_removed == 1
     assert not old.exists()
     assert fresh.exists(), "another receiver may still be writing it"
+
+
+def test_a_series_another_receiver_records_meanwhile_does_not_stop_the_start(
+    settings: Settings, sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restarted receiver re-records spooled files while another receiver, sharing the spool, records
+    the same new series (a sender retrying a store the database had refused): the loser of that
+    unique-key race reads again and updates, instead of exiting (a chaos run caught it exiting)."""
+    series_uid = [ingest(encoded, settings, sessions) for encoded in encoded_series(2)][0]
+    with sessions.begin() as session:
+        session.execute(delete(Instance))
+        session.execute(delete(Series))
+    real_record = reconcile.record_instance
+    raced: list[str] = []
+
+    def racing(session: Session, received: ReceivedInstance, *args: object) -> str | None:
+        if not raced:  # the other receiver commits the same instance first ...
+            with sessions.begin() as other:
+                real_record(other, received, *args)  # type: ignore[arg-type]
+            raced.append(received.sop_instance_uid)
+            # ... so this receiver's insert of the series meets the unique key, as PostgreSQL says it
+            raise IntegrityError("INSERT INTO series", {}, Exception("duplicate key value"))
+        return real_record(session, received, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reconcile, "record_instance", racing)
+    done = reconcile_spool(settings, sessions)
+    assert raced
+    assert (done.recorded, done.unreadable) == (2, 0)
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Series)) == 1
+        assert session.scalar(select(func.count()).select_from(Instance)) == 2
+        series = series_by_uid(session, series_uid)
+        assert series is not None
+        assert series.instance_count == 2
 
 
 def test_an_instance_sent_again_under_another_series_is_refiled_there(

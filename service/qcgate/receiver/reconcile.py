@@ -5,7 +5,10 @@ restored from a backup, rows lost to a disk fault, or a crash of an older versio
 steps can still leave files in the spool that no row names; nothing would ever score them. The
 receiver therefore walks the spool before it listens, re-records every such file through the same
 validation as a C-STORE, and deletes the temporary files of writes that never finished (older than
-an hour, so that another receiver sharing the spool may still be writing its own).
+an hour, so that another receiver sharing the spool may still be writing its own). Another receiver
+may be recording the same series at that moment (a sender retrying a store the database refused):
+the loser of that unique-key race reads again instead of stopping (a chaos run caught a restarted
+receiver exiting on it).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from qcgate.core.errors import InstanceRejected
@@ -30,6 +34,7 @@ log = logging.getLogger(__name__)
 PARTIAL_GLOB = ".incoming-*.part"  # what store.spool.write_durably writes before its rename
 PARTIAL_MAX_AGE_S = 3600.0
 RECONCILED_AE = ""  # the calling AE of a re-recorded instance is not known
+RECORD_ATTEMPTS = 3  # a unique-key race with another receiver resolves on the next read
 
 
 @dataclass(frozen=True)
@@ -76,9 +81,18 @@ def _record(path: Path, relative: str, settings: Settings, sessions: sessionmake
     except (InstanceRejected, OSError) as exc:
         log.error("spooled file %s cannot be re-recorded: %s", relative, exc)
         return False
-    with sessions.begin() as session:
-        record_instance(session, received, relative, len(encoded), RECONCILED_AE, datetime.now(UTC))
-    return True
+    for attempt in range(RECORD_ATTEMPTS):
+        try:
+            with sessions.begin() as session:
+                record_instance(session, received, relative, len(encoded), RECONCILED_AE, datetime.now(UTC))
+            return True
+        except IntegrityError as exc:
+            # Another receiver sharing the spool recorded this series or instance between our read
+            # and our insert (a restart during a sender's retry does it); read again and update.
+            log.info("spooled file %s was being recorded by another receiver (%s); again", relative, exc.orig)
+            if attempt == RECORD_ATTEMPTS - 1:
+                log.error("spooled file %s could not be re-recorded: %s (left in place)", relative, exc.orig)
+    return False
 
 
 def _remove_stale_partials(spool: Path) -> int:
