@@ -210,7 +210,7 @@ def fit(
         column = raw_train[:, names.index(name)]
         column[~np.isfinite(column)] = learned_fill[name]
     usable = np.array([row["per_slice_air"] for row in train]) > 0
-    clean_air = usable & np.array([_is_clean(row) for row in train])
+    clean_air = usable & clean_train
     document: dict = {
         "format": FORMAT,
         "version": VERSION,
@@ -241,7 +241,6 @@ def fit(
     selection: dict = {"quality": [], "findings": [], "kind_head": []}
 
     x_train = _matrix(model, train, quality_fill)
-    clean_rows = np.array([_is_clean(row) for row in train])
     best = None
     pairs = _clean_pairs(train)
     severities = np.array([[row["severities"][kind] for kind in FINDING_KINDS] for row in train])
@@ -250,7 +249,7 @@ def fit(
         for j, name in enumerate(names):
             zone = air_dead if name in AIR_FEATURES and air_dead not in (None, AIR_OFF) else dead
             if zone is not None:
-                floor = float(np.percentile(x_train[clean_rows, j], zone))
+                floor = float(np.percentile(x_train[clean_train, j], zone))
                 knots[name] = quantile_knots(x_train[:, j], floor=floor)
         quality_basis = model.basis(x_train, knots)
         air_columns = _columns_of(knots, AIR_FEATURES, names) if air_dead == AIR_OFF else np.zeros(0, int)
