@@ -30,7 +30,15 @@ from qcgate.contract.manifest import (
     upsert_entry,
     write_manifest,
 )
-from qcgate.contract.preprocess import foreground_scale, normalise, padded_length, patch_padded, window_starts
+from qcgate.contract.preprocess import (
+    content_box,
+    foreground_scale,
+    normalise,
+    padded_length,
+    patch_padded,
+    window_starts,
+    without_constant_border,
+)
 
 
 def entry(name: str = "msm", sha256: str = "0" * 64, **changes: Any) -> ModelEntry:
@@ -194,6 +202,21 @@ def test_normalisation_divides_by_the_foreground_99th_percentile() -> None:
     assert np.allclose([np.percentile(s[16:48, 16:48], 99.0) for s in per_slice], 1.0, rtol=1e-3)
     with pytest.raises(ValueError, match="no foreground"):
         normalise(np.zeros((2, 8, 8), np.float32), "stack_foreground_p99")
+
+
+def test_a_constant_border_common_to_every_slice_is_cut_off() -> None:
+    volume = np.zeros((2, 10, 12), np.float32)
+    volume[0, 2:5, 3:6] = 7.0  # slice 0 reaches rows 2-4, columns 3-5
+    volume[1, 6, 9] = np.nan  # non-finite counts as zero: no content
+    volume[1, 7, 4] = 1.0
+    assert content_box(volume) == (slice(2, 8), slice(3, 6))
+    assert content_box(volume[0]) == (slice(2, 5), slice(3, 6))
+    assert without_constant_border(volume).shape == (2, 6, 3)
+    noisy = np.random.default_rng(0).rayleigh(1.0, size=(1, 6, 6))  # air with noise: nothing to cut
+    assert without_constant_border(noisy).shape == noisy.shape
+    assert content_box(np.full((3, 3), 5.0)) is None
+    with pytest.raises(ValueError, match="blank or constant"):
+        without_constant_border(np.zeros((1, 4, 4), np.float32))
 
 
 def test_windows_cover_every_voxel_at_native_size() -> None:

@@ -129,6 +129,19 @@ def test_small_slices_are_scored_whole_and_large_ones_tiled(model_dir: Path, nam
     np.testing.assert_allclose(result.per_slice, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_zero_padding_is_cut_off_before_a_stack_is_scored(model_dir: Path, name: str) -> None:
+    """Zero air added around a stack is storage: the padded stack scores as the original, slice by slice."""
+    stack = phantom((20, 40, 48)) if name == "hysnet" else phantom((3, 40, 48))
+    padded = np.pad(stack.voxels, ((0, 0), (11, 30), (7, 0)))
+    assert padded.min() == 0.0 < stack.voxels.min()  # the phantom's own air is noise, never exactly 0
+    metric = make_metric(model_dir, name)
+    (original,) = metric.evaluate(stack)
+    (restored,) = metric.evaluate(dataclasses.replace(stack, voxels=padded))
+    np.testing.assert_allclose(restored.per_slice, original.per_slice, rtol=1e-5, atol=1e-6)
+    assert restored.value == pytest.approx(original.value, rel=1e-5)
+
+
 def test_patches_step_by_half_a_patch_and_slices_average_the_patches_covering_them(model_dir: Path) -> None:
     """Patch 16, stride 8: slices 0-7 lie in the first layer of patches, 16-23 in the last, 8-15 in both."""
     metric = make_metric(model_dir, "hysnet")

@@ -58,6 +58,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from qcgate.contract.preprocess import content_box
+
 __all__ = [
     "AIR_FEATURES",
     "FEATURE_NAMES",
@@ -215,11 +217,10 @@ def _strip_constant_border(x: np.ndarray) -> np.ndarray | None:
     if not np.isfinite(x).all():
         x = np.nan_to_num(x)
     pad_value = x.min()
-    varying = x != pad_value
-    rows, cols = np.flatnonzero(varying.any(axis=1)), np.flatnonzero(varying.any(axis=0))
-    if rows.size == 0 or cols.size == 0:
+    box = content_box(x)
+    if box is None:
         return None
-    x = x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    x = x[box]
     if min(x.shape) < _MIN_SIDE:
         return None
     return x - pad_value if pad_value < 0 else x

@@ -11,6 +11,7 @@ batches.
 
 How a stack is scored (the input contract is :mod:`qcgate.contract.preprocess`, shared with training):
 
+* a constant border (zero padding) is cut off first, so a padded slice is scored as the unpadded one;
 * intensities are divided by the manifest's normalisation scale (by default the stack's foreground
   99th percentile);
 * ``slice2d`` models score every slice at native resolution: a slice up to the tile size is scored
@@ -60,6 +61,7 @@ from qcgate.contract.preprocess import (
     slice_windows,
     slices_padded,
     window_starts,
+    without_constant_border,
 )
 from qcgate.core.errors import NotAssessable
 from qcgate.imaging.volume import Stack
@@ -175,7 +177,7 @@ class OnnxMetric:
     def evaluate(self, stack: Stack) -> list[MetricResult]:
         """Score ``stack``; NotAssessable when it has no foreground to normalise by or to score."""
         try:
-            volume = normalise(stack.voxels, self.entry.input.normalisation)  # (S, R, C)
+            volume = normalise(without_constant_border(stack.voxels), self.entry.input.normalisation)
         except ValueError as exc:
             raise NotAssessable(f"{self.name}: {exc}") from exc
         if self.entry.input.kind == "slice2d":

@@ -3,7 +3,7 @@
 Issue 11 asks whether fusing the learned metrics with the hand-made artifact features helps the
 verdict. To fit a head on them, every training copy needs the score the service would give it:
 this module runs the shipped ONNX files (``qcgate.contract.onnx``) on one 2D slice exactly as the
-service's ``OnnxMetric`` does (the same normalisation and the same windows, from
+service's ``OnnxMetric`` does (the same constant border cut, normalisation and windows, from
 :mod:`qcgate.contract.preprocess`; a slice's value is the mean of its windows' scores), on one
 thread per process, since the data generation runs one process per core.
 
@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from qcgate.contract.manifest import ModelEntry, default_manifest_path, load_manifest
-from qcgate.contract.preprocess import normalise, slice_windows, slices_padded
+from qcgate.contract.preprocess import normalise, slice_windows, slices_padded, without_constant_border
 
 __all__ = ["LEARNED_INPUTS", "learned_identity", "learned_scores"]
 
@@ -44,8 +44,15 @@ def _sessions() -> dict[str, tuple[ModelEntry, ort.InferenceSession]]:
 
 
 def learned_identity() -> dict[str, str]:
-    """The sha256 of each scored model file, part of the data cache's key: new weights, new rows."""
-    return {name: entry.sha256 for name, (entry, _) in sorted(_sessions().items())}
+    """The sha256 of each scored model file, part of the data cache's key: new weights, new rows.
+
+    Read from the manifest, whose loading checks every file against its sha256, so working out the
+    key builds no inference session."""
+    return {
+        entry.name: entry.sha256
+        for entry in sorted(load_manifest(default_manifest_path()).models, key=lambda entry: entry.name)
+        if entry.name in LEARNED_INPUTS and entry.input.kind == "slice2d"
+    }
 
 
 def learned_scores(image: np.ndarray) -> dict[str, float]:
@@ -54,7 +61,8 @@ def learned_scores(image: np.ndarray) -> dict[str, float]:
     for name, (entry, session) in _sessions().items():
         spec = entry.input
         try:
-            volume = normalise(np.asarray(image, dtype=np.float32)[None], spec.normalisation)
+            stack = without_constant_border(np.asarray(image, dtype=np.float32)[None])
+            volume = normalise(stack, spec.normalisation)
         except ValueError:
             scores[name] = float("nan")
             continue
