@@ -45,7 +45,7 @@ from qcgate.models.verdict.fit import (
 )
 from qcgate.models.verdict.learned_inputs import LEARNED_INPUTS, learned_scores
 
-VERSION = "0.7.0"
+VERSION = "0.7.1"
 AIR_OFF = "off"
 Setting = tuple[str, str, float, float | None, float | str | None, float]
 QUALITY_GRID: tuple[Setting, ...] = (
