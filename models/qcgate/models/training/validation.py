@@ -40,6 +40,7 @@ from qcgate.contract.preprocess import (
     Normalisation,
     normalise,
     patch_padded,
+    slice_windows,
     slices_padded,
     window_starts,
 )
@@ -243,15 +244,8 @@ def _windows(volume: np.ndarray, spec: ScorerSpec) -> list[tuple[np.ndarray, int
     """(window, first slice) of every window the service scores in a normalised (S, R, C) stack."""
     if spec.kind == "slice2d":
         padded = slices_padded(volume, spec.tile, spec.spatial_multiple)
-        size = tuple(min(t, n) for t, n in zip(spec.tile, padded.shape[1:], strict=True))
-        starts = [window_starts(n, w, s) for n, w, s in zip(padded.shape[1:], size, spec.stride, strict=True)]
-        found = []
-        for s in range(padded.shape[0]):
-            for row, col in itertools.product(*starts):
-                window = padded[s, row : row + size[0], col : col + size[1]]
-                if (window > FOREGROUND_LEVEL).mean() >= MIN_FOREGROUND_FRACTION:
-                    found.append((window, s))
-        return found
+        size, starts = slice_windows(padded, spec.tile, spec.stride)
+        return [(padded[s, row : row + size[0], col : col + size[1]], s) for s, row, col in starts]
     padded = patch_padded(volume, spec.tile)
     starts = [window_starts(n, t, s) for n, t, s in zip(padded.shape, spec.tile, spec.stride, strict=True)]
     found = []
