@@ -83,7 +83,7 @@ MODERATE = 0.4  # the most damage a copy may have and still never fail by defaul
 DEFAULT_DATA = Path("models/runs/verdict")
 # The learned metrics the quality head reads (0.7.0); the finding heads read the artifact features only:
 # with the learned scores they flagged fewer severe validation copies (docs/training.md, 2026-12-05).
-LEARNED: tuple[str, ...] = ("msm", "rank_effnet")
+LEARNED: tuple[str, ...] = LEARNED_INPUTS  # all the rows carry; a subset is a training option (--learned)
 AIR_FILL_FROM_ANATOMY = True  # fill missing air from the anatomy (air_fill_from_anatomy), not a constant
 
 
