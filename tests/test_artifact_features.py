@@ -89,6 +89,25 @@ def test_features_are_invariant_to_benign_restoring(restore) -> None:
         assert restored[name] == pytest.approx(reference[name], abs=1e-3), name
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="pe_anisotropy keeps a squared difference by the tissue mask at its first pixel, so a flip "
+    "shifts the edge differences it counts by one pixel (0.18 here); the fix (docs/training.md, 2026-12-05) "
+    "changes the verdict's rows and ships only with a refit that passes, which the first did not",
+)
+def test_features_of_a_textured_synthetic_slice_are_invariant_to_flips_and_transposition() -> None:
+    """A synthetic test base with sharp tissue edges, where the smooth phantom above hides what a
+    one-pixel shift of the counted differences does."""
+    base, _ = make_base(200_002)
+    image = np.abs(base)
+    reference = slice_features(image)
+    assert reference is not None
+    for restored in (slice_features(image[::-1]), slice_features(image[:, ::-1]), slice_features(image.T)):
+        assert restored is not None
+        for name in FEATURE_NAMES:
+            assert restored[name] == pytest.approx(reference[name], abs=1e-3), name
+
+
 def test_zero_filled_air_is_judged_from_the_anatomy() -> None:
     image = _phantom(0.03)
     mask = ndimage.binary_dilation(image > 0.3, iterations=3)

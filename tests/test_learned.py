@@ -142,6 +142,23 @@ def test_zero_padding_is_cut_off_before_a_stack_is_scored(model_dir: Path, name:
     assert restored.value == pytest.approx(original.value, rel=1e-5)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the networks are not transpose-invariant and stacks are scored as stored; feeding every "
+    "stack in one pose (docs/training.md, 2026-12-05) changes the verdict's inputs and ships only with "
+    "a refit that passes, which the first did not",
+)
+@pytest.mark.parametrize("name", ["msm", "hysnet", "rank_effnet"])
+def test_a_transposed_stack_scores_as_the_original(model_dir: Path, name: str) -> None:
+    """Rows and columns swapped is storage: a transposed series should score as the original."""
+    stack = phantom((20, 40, 48)) if name == "hysnet" else phantom((3, 40, 48))
+    metric = make_metric(model_dir, name)
+    (original,) = metric.evaluate(stack)
+    transposed = np.ascontiguousarray(stack.voxels.transpose(0, 2, 1))
+    (restored,) = metric.evaluate(dataclasses.replace(stack, voxels=transposed))
+    np.testing.assert_allclose(restored.per_slice, original.per_slice, rtol=1e-5, atol=1e-6)
+
+
 def test_patches_step_by_half_a_patch_and_slices_average_the_patches_covering_them(model_dir: Path) -> None:
     """Patch 16, stride 8: slices 0-7 lie in the first layer of patches, 16-23 in the last, 8-15 in both."""
     metric = make_metric(model_dir, "hysnet")
