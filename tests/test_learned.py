@@ -148,7 +148,7 @@ def test_zero_padding_is_cut_off_before_a_stack_is_scored(model_dir: Path, name:
     "stack in one pose (docs/training.md, 2026-12-05) changes the verdict's inputs and ships only with "
     "a refit that passes, which the first did not",
 )
-@pytest.mark.parametrize("name", ["msm", "hysnet", "rank_effnet"])
+@pytest.mark.parametrize("name", MODELS)
 def test_a_transposed_stack_scores_as_the_original(model_dir: Path, name: str) -> None:
     """Rows and columns swapped is storage: a transposed series should score as the original."""
     stack = phantom((20, 40, 48)) if name == "hysnet" else phantom((3, 40, 48))
