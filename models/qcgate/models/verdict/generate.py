@@ -32,7 +32,7 @@ from qcgate.models.evaluation_guard import EvaluationDataLeak
 from qcgate.models.verdict.data import samples_for_base
 from qcgate.models.verdict.learned_inputs import learned_identity
 
-__all__ = ["COPIES", "SPLITS", "data_dir", "data_key", "generate", "load_split"]
+__all__ = ["COPIES", "SPLITS", "data_dir", "data_key", "folder_key", "generate", "load_split"]
 
 SPLITS: dict[str, range] = {
     "train": range(0, 1500),
@@ -67,6 +67,7 @@ def data_key(splits: dict[str, range] = SPLITS, copies: int = COPIES) -> str:
 
 
 def data_dir(out: Path, splits: dict[str, range] = SPLITS, copies: int = COPIES) -> Path:
+    """The cache folder of the rows the code as it is now makes."""
     return out / f"data-{data_key(splits, copies)[:16]}"
 
 
@@ -85,8 +86,11 @@ def _rows(job: tuple[int, int]) -> list[dict]:
 def generate(
     out: Path, jobs: int, splits: dict[str, range] = SPLITS, copies: int = COPIES, log: bool = True
 ) -> Path:
-    """Fill the cache folder for ``splits`` (resuming) and return it."""
-    folder = data_dir(out, splits, copies)
+    """Fill the cache folder for ``splits`` (resuming) and return it. Its ``key.json`` holds the key
+    of the code the rows were made with, worked out before the first row: code edited while the
+    rows are made must not relabel them."""
+    key = data_key(splits, copies)
+    folder = out / f"data-{key[:16]}"
     folder.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     done: dict[str, set[int]] = {}
@@ -118,9 +122,15 @@ def generate(
         for handle in handles.values():
             handle.close()
     (folder / "key.json").write_text(
-        json.dumps({"key": data_key(splits, copies), "sources": _SOURCES, "copies": copies}, indent=1)
+        json.dumps({"key": key, "sources": _SOURCES, "copies": copies}, indent=1)
     )
     return folder
+
+
+def folder_key(folder: Path) -> str:
+    """The data key of the code that made ``folder``'s rows (its ``key.json``, written by
+    :func:`generate`), which a model fitted on them records."""
+    return str(json.loads((folder / "key.json").read_text())["key"])
 
 
 def load_split(folder: Path, split: str) -> list[dict]:

@@ -338,7 +338,7 @@ def fit(
     selection["thresholds"] = _set_thresholds(document, validation)
     document["suggested_limits"] = suggest_limits(VerdictModel(document), validation)
     document.update(
-        data_key=generate.data_key(),
+        data_key=generate.folder_key(folder),
         training_rows={"train": len(train), "validation": len(validation)},
         label="qcgate.models.corruption.quality_label of the copy against its clean base (0-100)",
         selection=selection,
