@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: install install-dev peers run test test-fast lint fuzz chaos bench bench-ingest bench-e2e bench-delivery bench-learned bench-page bench-quality bench-verdict-matrix bench-noise-reading bench-motion-echo models clean
+.PHONY: install install-dev peers run test test-fast lint fuzz chaos bench bench-ingest bench-e2e bench-delivery bench-learned bench-page bench-quality bench-verdict-matrix bench-noise-reading bench-motion-echo bench-verdict-interpolation models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -87,6 +87,10 @@ bench-noise-reading: install-dev
 # A candidate motion feature, echo, against the shipped features on synthetic slices (docs/training.md).
 bench-motion-echo: install-dev
 	$(BIN)/python -m qcgate.bench.motion_echo
+
+# The default flag on clean slices interpolated 1-3.6 times beside severely blurred ones (docs/training.md).
+bench-verdict-interpolation: install-dev
+	$(BIN)/python -m qcgate.bench.verdict_interpolation
 
 # Retrain and re-export every shipped model from scratch (about an hour on 2 CPU cores).
 # The training stack pinned (models/constraints.txt) so that a fresh machine rebuilds the shipped models.
