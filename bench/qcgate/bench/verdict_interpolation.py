@@ -33,6 +33,7 @@ from qcgate.bench.common import markdown_table, progress, publish
 from qcgate.bench.verdict_matrix import FIRST_SEED, clean_slice, model_and_limits
 from qcgate.bench.verdict_scoring import assess_volume
 from qcgate.models.corruption import corrupt
+from qcgate.models.corruption.kspace import frequencies, to_image, to_kspace
 
 BAND = "64-512"
 SHARES: tuple[float, ...] = (1.0, 0.6, 0.45, 0.35, 0.28)  # acquired share of the displayed k-space
@@ -41,13 +42,13 @@ BLUR_SEVERITIES: tuple[float, ...] = (0.6, 0.8)
 
 def interpolated(image: np.ndarray, share: float) -> np.ndarray:
     """``image`` as if only the central ``share`` of its k-space along each axis had been acquired
-    and the rest zero-filled (magnitude)."""
+    and the rest zero-filled (magnitude): the simulator's ``gibbs`` truncation, by the same k-space
+    helpers, at a share chosen directly and on both axes."""
     if share >= 1.0:
         return image
-    spectrum = np.fft.fftshift(np.fft.fft2(image))
-    keep = [np.abs(np.arange(n) - n // 2) <= share * n / 2 for n in image.shape]
-    spectrum = spectrum * np.outer(keep[0], keep[1])
-    return np.abs(np.fft.ifft2(np.fft.ifftshift(spectrum))).astype(np.float32)
+    keep = [np.abs(frequencies(n)) <= share * n / 2 for n in image.shape]
+    kspace = np.where(np.outer(keep[0], keep[1]), to_kspace(image), 0.0)
+    return np.abs(to_image(kspace)).astype(np.float32)
 
 
 def _job(job: tuple[int, str, float, Path | None]) -> tuple[str, float, float | None, bool]:

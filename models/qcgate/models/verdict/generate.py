@@ -68,7 +68,11 @@ def data_key(splits: dict[str, range] = SPLITS, copies: int = COPIES) -> str:
 
 def data_dir(out: Path, splits: dict[str, range] = SPLITS, copies: int = COPIES) -> Path:
     """The cache folder of the rows the code as it is now makes."""
-    return out / f"data-{data_key(splits, copies)[:16]}"
+    return _folder(out, data_key(splits, copies))
+
+
+def _folder(out: Path, key: str) -> Path:
+    return out / f"data-{key[:16]}"
 
 
 def _rows(job: tuple[int, int]) -> list[dict]:
@@ -90,7 +94,7 @@ def generate(
     of the code the rows were made with, worked out before the first row: code edited while the
     rows are made must not relabel them."""
     key = data_key(splits, copies)
-    folder = out / f"data-{key[:16]}"
+    folder = _folder(out, key)
     folder.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     done: dict[str, set[int]] = {}
