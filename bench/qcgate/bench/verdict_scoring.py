@@ -28,10 +28,13 @@ def _suites() -> dict[str, OnnxMetric]:
     return {suite.name: suite for suite in load_learned_suites(threads=1)}
 
 
-def assess_volume(model: VerdictModel, volume: np.ndarray) -> Verdict:
-    """``model``'s verdict of a 2D or 3D magnitude ``volume``, with the learned scores it reads."""
+def assess_volume(
+    model: VerdictModel, volume: np.ndarray, acquired_share: tuple[float, float] | None = None
+) -> Verdict:
+    """``model``'s verdict of a 2D or 3D magnitude ``volume``, with the learned scores it reads;
+    ``acquired_share``: what a header would tell of the acquired k-space (rows, columns)."""
     if not model.learned_inputs:
-        return model.assess(volume)
+        return model.assess(volume, acquired_share=acquired_share)
     voxels = np.asarray(volume, dtype=np.float32)
     voxels = voxels[None] if voxels.ndim == 2 else voxels
     stack = Stack(
@@ -47,4 +50,5 @@ def assess_volume(model: VerdictModel, volume: np.ndarray) -> Verdict:
             results[name] = _suites()[name].evaluate(stack)[0]
         except NotAssessable:
             continue  # the model reads what clean images give, as in the service
-    return model.assess(voxels, learned=learned_per_slice(results, model.learned_inputs))
+    learned = learned_per_slice(results, model.learned_inputs)
+    return model.assess(voxels, learned=learned, acquired_share=acquired_share)

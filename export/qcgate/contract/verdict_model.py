@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from qcgate.contract.artifacts import AIR_FEATURES, ArtifactFeatures, artifact_features
+from qcgate.contract.resolution import acquired_grid
 
 __all__ = [
     "FINDING_KINDS",
@@ -247,11 +248,15 @@ class VerdictModel:
         stack: np.ndarray,
         max_slices: int = 8,
         learned: Mapping[str, Sequence[float]] | None = None,
+        acquired_share: tuple[float, float] | None = None,
     ) -> Verdict:
         """Features and verdict of a 2D ``(R, C)`` or 3D ``(S, R, C)`` magnitude stack (at most
         ``max_slices`` slices with anatomy assessed, evenly spread); ``learned``: per-slice scores
-        of the learned metrics the model reads (:meth:`with_learned`)."""
-        return self.apply(artifact_features(stack, max_slices=max_slices), learned)
+        of the learned metrics the model reads (:meth:`with_learned`); ``acquired_share``: the
+        share of the displayed k-space the header says was acquired along (rows, columns), whose
+        grid the features are then measured on (:mod:`qcgate.contract.resolution`)."""
+        features = artifact_features(acquired_grid(stack, acquired_share), max_slices=max_slices)
+        return self.apply(features, learned)
 
 
 def default_verdict_path() -> Path:

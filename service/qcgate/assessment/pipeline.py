@@ -25,6 +25,7 @@ from qcgate.assessment.document import AssessmentDocument, MetricValue, Provenan
 from qcgate.assessment.eligibility import assessable_instances
 from qcgate.assessment.verdict import (
     SeriesVerdict,
+    acquired_grids,
     judge_stacks,
     model_identity,
     shipped_verdict_model,
@@ -181,6 +182,7 @@ def assess_series(
     verdict_model: VerdictModel | None = None,
     limits_source: str = "settings",
     provenance_extra: Mapping[str, Any] | None = None,
+    acquired_grid: bool = False,
 ) -> SeriesAssessment:
     """Assess one series' instances; not-assessable series come back as such, never as an exception.
 
@@ -189,7 +191,9 @@ def assess_series(
     (derived maps, localizers, high-b diffusion) are not judged; a series of nothing else is
     ``not_assessable`` with the reason. ``limits_source`` says where ``limits`` came from (settings,
     pinned, or the version of the site limits learned from reviews); ``provenance_extra`` adds the
-    caller's own facts (the worker: report-only mode) to the provenance.
+    caller's own facts (the worker: report-only mode) to the provenance. With ``acquired_grid``
+    (the setting ``verdict_acquired_grid``) the verdict judges interpolated stacks on the grid their
+    header says was acquired, and the provenance names those stacks and their grids.
     """
     limits = limits or VerdictLimits()
     verdict_model = verdict_model or shipped_verdict_model()
@@ -221,7 +225,9 @@ def assess_series(
         per_stack.append(stack_results)
         reports.append(StackReport(stack.label, stack.voxels.shape, scored=True, metrics=stack_results))
     metrics = {name: _series_value(results) for name, results in per_name.items()}
-    verdict = judge_stacks(chosen, verdict_model, per_stack)
+    verdict = judge_stacks(chosen, verdict_model, per_stack, acquired_grid=acquired_grid)
+    if acquired_grid:
+        provenance["verdict"]["acquired_grid"] = acquired_grids(chosen)
     if verdict.quality is None:
         reason = "no stack has anatomy the verdict can judge (no foreground found)"
         return SeriesAssessment(

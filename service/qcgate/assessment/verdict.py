@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from qcgate.assessment.document import Finding
+from qcgate.contract.resolution import acquired_shape
 from qcgate.contract.verdict_model import (
     FINDING_KINDS,
     KIND_OF_CORRUPTION,
@@ -34,6 +35,7 @@ from qcgate.metrics.base import MetricResult
 
 __all__ = [
     "SeriesVerdict",
+    "acquired_grids",
     "judge_stacks",
     "learned_per_slice",
     "missing_learned_inputs",
@@ -100,14 +102,18 @@ def judge_stacks(
     stacks: Sequence[Stack],
     model: VerdictModel,
     results: Sequence[Mapping[str, MetricResult]] | None = None,
+    acquired_grid: bool = False,
 ) -> SeriesVerdict:
     """The verdict of a series from its scored stacks (and each stack's metric ``results``, which a
-    model with learned inputs reads): the worst stack's quality, each finding kind at its worst stack."""
+    model with learned inputs reads): the worst stack's quality, each finding kind at its worst stack.
+    With ``acquired_grid``, a stack whose header says it was interpolated is judged on the grid it
+    was acquired on (:func:`acquired_grids`)."""
     qualities: list[float] = []
     worst: dict[str, Finding] = {}
     for index, stack in enumerate(stacks):
         learned = learned_per_slice(results[index], model.learned_inputs) if results else None
-        verdict = model.assess(stack.voxels, learned=learned)
+        share = stack.acquired_share if acquired_grid else None
+        verdict = model.assess(stack.voxels, learned=learned, acquired_share=share)
         if verdict.quality is not None:
             qualities.append(verdict.quality)
         for found in verdict.findings:
@@ -125,6 +131,19 @@ def judge_stacks(
                 worst[kind] = finding
     findings = sorted(worst.values(), key=lambda f: -f.severity)
     return SeriesVerdict(round(min(qualities), 1) if qualities else None, tuple(findings))
+
+
+def acquired_grids(stacks: Sequence[Stack]) -> dict[str, list[int]]:
+    """The (rows, columns) each interpolated stack is judged on with ``acquired_grid``, by label: the
+    provenance says which stacks the verdict read on another grid than the displayed one."""
+    grids = {}
+    for stack in stacks:
+        if stack.acquired_share is None:
+            continue
+        shape = acquired_shape(stack.voxels.shape[1:], stack.acquired_share)
+        if shape != stack.voxels.shape[1:]:
+            grids[stack.label] = list(shape)
+    return grids
 
 
 def severity_word(severity: float, limits: VerdictLimits) -> str:

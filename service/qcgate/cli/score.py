@@ -70,6 +70,7 @@ def score_series_files(settings: Settings, paths: Sequence[Path]) -> list[Series
             settings.thresholds,
             limits=settings.verdict_limits,
             series_filter=settings.series_filter,
+            acquired_grid=settings.verdict_acquired_grid,
         )
         timings = TimingsPublic(started_at=started_at, finished_at=datetime.now(UTC))
         document = assessment.result

@@ -348,6 +348,12 @@ class Settings(BaseSettings):
     series_filter: SeriesFilter = Field(
         default_factory=SeriesFilter, description="Which series the verdict judges (header rules)."
     )
+    verdict_acquired_grid: bool = Field(
+        False,
+        description="Judge an interpolated series on the grid its header says was acquired"
+        " (AcquisitionMatrix, PercentPhaseFieldOfView) rather than the displayed one; off until a verdict"
+        " model trained for it ships (docs/verdict.md).",
+    )
     log_level: str = Field("INFO", description="Python logging level.")
     sr_enabled: bool = Field(True, description="Issue a DICOM SR (TID 1500) after every assessment.")
     kos_on_fail: bool = Field(

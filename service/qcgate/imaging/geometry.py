@@ -16,6 +16,7 @@ import numpy as np
 from pydicom import Dataset
 
 from qcgate.core.errors import NotAssessable
+from qcgate.imaging.acquisition import acquired_share
 
 # InPlanePhaseEncodingDirection names the in-plane direction along which phase was encoded:
 # along a row ("ROW") the index that varies is the column, axis 2 of a (slices, rows, cols) stack.
@@ -55,6 +56,9 @@ class Frame:
     # What the scanner console calls this image: InstanceNumber for a classic instance, the 1-based
     # frame number for a frame of a multi-frame (Enhanced) instance; None when the header has neither.
     slice_number: int | None = None
+    # The share of the displayed k-space the scanner acquired along (rows' axis, columns' axis), from
+    # the header (qcgate.imaging.acquisition); None when the header does not say.
+    acquired_share: tuple[float, float] | None = None
 
 
 def frames_of(ds: Dataset) -> list[Frame]:
@@ -151,16 +155,21 @@ def _frame(
     if temporal is None:
         temporal = _first(sources, "TemporalPositionIdentifier")
     phase = _first(sources, "InPlanePhaseEncodingDirection")
+    phase_axis = _PHASE_AXIS.get(str(phase).upper()) if phase is not None else None
+    pixel_spacing = None if spacing is None else (float(spacing[0]), float(spacing[1]))
     return Frame(
         pixels=pixels,
         sop_instance_uid=sop_instance_uid,
         placement=None if orientation is None or position is None else Placement(orientation, position),
-        pixel_spacing=None if spacing is None else (float(spacing[0]), float(spacing[1])),
+        pixel_spacing=pixel_spacing,
         slice_thickness=_optional_float(_first(sources, "SliceThickness")),
         spacing_between_slices=_optional_float(_first(sources, "SpacingBetweenSlices")),
         slope=1.0 if slope is None else float(slope),
         intercept=0.0 if intercept is None else float(intercept),
         temporal_index=None if temporal is None else int(temporal),
-        phase_encode_axis=_PHASE_AXIS.get(str(phase).upper()) if phase is not None else None,
+        phase_encode_axis=phase_axis,
         slice_number=slice_number,
+        acquired_share=acquired_share(
+            lambda keyword: _first(sources, keyword), pixels.shape, pixel_spacing, phase_axis
+        ),
     )

@@ -51,6 +51,10 @@ class Stack:
     # One per slice, in voxel order: what the console calls it (InstanceNumber, or the frame number
     # in a multi-frame instance); empty when unknown, and then slices are named by position from 1.
     slice_numbers: tuple[int, ...] = ()
+    # The share of the displayed k-space acquired along (rows' axis, columns' axis), where the header
+    # says and every slice agrees (qcgate.imaging.acquisition); the verdict reads the stack at that
+    # resolution.
+    acquired_share: tuple[float, float] | None = None
 
     def slice_number(self, index: int) -> int:
         """The console's name of voxel slice ``index``: InstanceNumber (or frame number), else index + 1."""
@@ -173,6 +177,7 @@ def _stack(plane: _Plane, indices: Sequence[int], label: str) -> Stack:
         notes.append("1 mm assumed for unknown spacing")
     row_spacing, col_spacing = frames[0].pixel_spacing or (1.0, 1.0)
     phase_axes = {frame.phase_encode_axis for frame in frames}
+    shares = {frame.acquired_share for frame in frames}
     return Stack(
         voxels=voxels,
         spacing_mm=(slice_spacing or 1.0, row_spacing, col_spacing),
@@ -180,6 +185,7 @@ def _stack(plane: _Plane, indices: Sequence[int], label: str) -> Stack:
         sop_instance_uids=tuple(frame.sop_instance_uid for frame in frames),
         label=f"{label} ({'; '.join(notes)})" if notes else label,
         slice_numbers=_slice_numbers(frames),
+        acquired_share=shares.pop() if len(shares) == 1 else None,
     )
 
 

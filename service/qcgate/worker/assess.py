@@ -77,6 +77,7 @@ def assess_queued_series(context: WorkerContext, series_id: int) -> Assessed:
                 series_filter=settings.series_filter,
                 limits_source=chosen.source,
                 provenance_extra={"report_only": True} if settings.report_only else None,
+                acquired_grid=settings.verdict_acquired_grid,
             )
         except Exception as exc:  # noqa: BLE001 - a scoring bug fails this series, visibly, not the worker
             log.exception("series %d could not be assessed", series_id)
