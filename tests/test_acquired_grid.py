@@ -70,16 +70,32 @@ def test_a_malformed_phase_field_of_view_reads_as_full_and_oversampling_caps_at_
     assert acquired_share(first, (256, 256), (1.0, 1.0), 1) == (0.5, 1.0)
 
 
-def _series(tmp_path: Path, matrix: list[int] | None, name: str = "t1") -> list[Path]:
-    datasets = mr_series_datasets(noisy_phantom((8, 128, 128)), series_description=name, phase_encoding="COL")
-    for ds in datasets:
-        if matrix is not None:
-            ds.AcquisitionMatrix = matrix
+def _series(tmp_path: Path, share: tuple[float, float] | None, name: str = "t1") -> list[Path]:
+    datasets = mr_series_datasets(
+        noisy_phantom((8, 128, 128)), series_description=name, phase_encoding="COL", acquired_share=share
+    )
     return write_series(datasets, tmp_path / name)
 
 
+@pytest.mark.parametrize("phase_encoding", ["ROW", "COL"])
+@pytest.mark.parametrize("share", [None, (0.5, 0.75), (1.0, 0.4)])
+def test_the_writers_header_reads_back_as_the_share_it_was_given(
+    phase_encoding: str, share: tuple[float, float] | None
+) -> None:
+    # a non-square matrix of non-square pixels: the phase field of view is not the frequency one
+    datasets = mr_series_datasets(
+        np.ones((8, 96, 128), np.float32),
+        series_description="t1",
+        spacing_mm=(3.0, 1.0, 1.5),
+        phase_encoding=phase_encoding,  # type: ignore[arg-type]
+        acquired_share=share,
+    )
+    (stack,) = build_stacks(datasets)
+    assert stack.acquired_share == pytest.approx(share or (1.0, 1.0), abs=0.01)
+
+
 def test_a_stack_carries_the_share_its_slices_agree_on(tmp_path: Path) -> None:
-    files = _series(tmp_path, [0, 64, 48, 0])
+    files = _series(tmp_path, (0.375, 0.5))
     (stack,) = build_stacks([pydicom.dcmread(path) for path in files])
     assert stack.acquired_share == (0.375, 0.5)
     assert acquired_grids([stack]) == {stack.label: [48, 64]}
@@ -142,7 +158,7 @@ def test_the_verdict_reads_the_acquired_grid_only_when_told() -> None:
 
 def test_the_pipeline_judges_the_acquired_grid_where_the_site_turns_it_on(tmp_path: Path) -> None:
     assert Settings().verdict_acquired_grid is False
-    files = _series(tmp_path, [0, 64, 48, 0])
+    files = _series(tmp_path, (0.375, 0.5))
     plain = assess_series(files, [ClassicMetrics()], {}).document()
     told = assess_series(files, [ClassicMetrics()], {}, acquired_grid=True).document()
     assert "acquired_grid" not in plain["provenance"]["verdict"]

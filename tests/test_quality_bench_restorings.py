@@ -150,7 +150,9 @@ def test_restored_copies_are_named_of_kind_restore_and_refer_to_the_clean_image(
     np.testing.assert_array_equal(copy.volume, phantom.transpose(0, 2, 1))
 
 
-def _read_back(phantom: np.ndarray, name: str, directory: Path) -> tuple[Stack, list[pydicom.Dataset]]:
+def _read_back(
+    phantom: np.ndarray, name: str, directory: Path, acquired_share: tuple[float, float] | None = None
+) -> tuple[Stack, list[pydicom.Dataset]]:
     volume, storage = restore(phantom, name)
     datasets = series_datasets(
         volume,
@@ -162,6 +164,7 @@ def _read_back(phantom: np.ndarray, name: str, directory: Path) -> tuple[Stack, 
         series_description=f"test {name}",
         patient_id="TEST",
         uid_seed=f"test {name}",
+        acquired_share=acquired_share,
     )
     write_series(datasets, directory)
     with warnings.catch_warnings():
@@ -193,6 +196,18 @@ def test_the_transposed_series_swaps_spacing_and_phase_encoding(phantom: np.ndar
     assert stack.phase_encode_axis == 2  # clean: along the columns (1)
     assert datasets[0].InPlanePhaseEncodingDirection == "ROW"
     assert [float(v) for v in datasets[0].ImageOrientationPatient] == [0.0, 1.0, 0.0, 1.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("transposed", (0.75, 0.5)), ("cropped", (0.5, 0.75)), ("padded-air", (0.5, 0.75))],
+)
+def test_a_restored_series_keeps_the_acquired_resolution_its_header_gave(
+    phantom: np.ndarray, name: str, expected: tuple[float, float], tmp_path: Path
+) -> None:
+    # a crop or a pad keeps the pixel size and so the share per axis; a transposition swaps the axes
+    stack, _ = _read_back(phantom, name, tmp_path, acquired_share=(0.5, 0.75))
+    assert stack.acquired_share == pytest.approx(expected, abs=0.03)
 
 
 def test_restored_series_place_every_voxel_where_the_clean_series_had_it(

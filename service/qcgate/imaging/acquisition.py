@@ -31,7 +31,7 @@ from typing import Any
 __all__ = ["MIN_SHARE", "acquired_share"]
 
 MIN_SHARE = 0.1  # a header claiming less than a tenth of the displayed k-space is taken as malformed
-_PHASE_FOV_RANGE = (10.0, 200.0)  # PercentPhaseFieldOfView outside this is malformed, read as 100
+_PHASE_FOV_RANGE = (10.0, 400.0)  # PercentPhaseFieldOfView outside this is malformed, read as 100
 
 
 def _number(value: Any) -> float | None:

@@ -54,7 +54,6 @@ _ACQUISITION: dict[str, object] = {
     "MagneticFieldStrength": "3",
     "PixelBandwidth": "240",
     "PercentSampling": "100",
-    "PercentPhaseFieldOfView": "100",
     "ReceiveCoilName": "Head_32",
     "TransmitCoilName": "Body",
     "PatientPosition": "HFS",
@@ -77,6 +76,7 @@ def mr_series_datasets(
     modality: str = "MR",
     study_datetime: datetime | None = None,
     uid_seed: str | None = None,
+    acquired_share: tuple[float, float] | None = None,
 ) -> list[FileDataset]:
     """One MR Image Storage instance per slice of ``volume`` (S, R, C), in slice order.
 
@@ -89,7 +89,9 @@ def mr_series_datasets(
     along a column (voxel axis 1). ``modality`` is written as given so that tests can build
     instances the gateway must refuse. With ``uid_seed`` every UID not passed in is derived from
     it, so a seed reproduces a series exactly; the frame of reference follows the study, because
-    series of one study share the patient's coordinate system.
+    series of one study share the patient's coordinate system. ``acquired_share`` writes the
+    acquisition matrix of an interpolated series: the share of the displayed k-space sampled along
+    the rows' and the columns' axis (default: all of it).
     """
     if volume.ndim != 3:
         raise ValueError(f'Argument "volume" must be 3D (slices, rows, columns), got shape {volume.shape}.')
@@ -112,7 +114,7 @@ def mr_series_datasets(
         **{f"{event}Date": when.strftime("%Y%m%d") for event in ("Study", "Series", "Content")},
         **{f"{event}Time": when.strftime("%H%M%S") for event in ("Study", "Series", "Content")},
         "FrameOfReferenceUID": generate_uid(entropy_srcs=[study_uid, "frame of reference"]),
-        **_acquisition_attributes(volume.shape, spacing_mm, phase_encoding),
+        **_acquisition_attributes(volume.shape, spacing_mm, phase_encoding, acquired_share),
     }
     if rescale is not None:
         shared |= {"RescaleSlope": _ds(rescale[0]), "RescaleIntercept": _ds(rescale[1])}
@@ -204,14 +206,28 @@ def _series_attributes(
 
 
 def _acquisition_attributes(
-    shape: tuple[int, ...], spacing_mm: tuple[float, float, float], phase_encoding: PhaseEncoding
+    shape: tuple[int, ...],
+    spacing_mm: tuple[float, float, float],
+    phase_encoding: PhaseEncoding,
+    acquired_share: tuple[float, float] | None = None,
 ) -> dict[str, object]:
-    """Sequence, spacing and encoding attributes; the acquisition matrix agrees with the phase axis."""
+    """Sequence, spacing and encoding attributes. The acquisition matrix agrees with the phase axis
+    and with ``acquired_share`` (the share of the displayed k-space sampled along the rows' and the
+    columns' axis; all of it by default), and the phase field of view with the displayed one, so a
+    reader (``qcgate.imaging.acquisition``) finds the resolution the image really has."""
     _, rows, columns = shape
+    share = acquired_share or (1.0, 1.0)
+    sampled_rows, sampled_columns = max(1, round(rows * share[0])), max(1, round(columns * share[1]))
     # Acquisition Matrix: frequency rows \ frequency columns \ phase rows \ phase columns.
-    matrix = [rows, 0, 0, columns] if phase_encoding == "ROW" else [0, columns, rows, 0]
+    if phase_encoding == "ROW":
+        matrix = [sampled_rows, 0, 0, sampled_columns]
+        phase_fov, frequency_fov = columns * spacing_mm[2], rows * spacing_mm[1]
+    else:
+        matrix = [0, sampled_columns, sampled_rows, 0]
+        phase_fov, frequency_fov = rows * spacing_mm[1], columns * spacing_mm[2]
     return {
         **_ACQUISITION,
+        "PercentPhaseFieldOfView": _ds(round(100.0 * phase_fov / frequency_fov, 4)),
         "PixelSpacing": _ds(spacing_mm[1], spacing_mm[2]),
         "SliceThickness": _ds(spacing_mm[0]),
         "SpacingBetweenSlices": _ds(spacing_mm[0]),

@@ -68,6 +68,9 @@ class EvaluationImage:
     orientation: Orientation
     series_dir: Path
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    # The share of the displayed k-space acquired along (rows' axis, columns' axis) where the source's
+    # header says (qcgate.imaging.acquisition); every copy's series carries it, as a scanner's would.
+    acquired_share: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class _Raw:
     phase_encode_axis: int
     origin: str
     notes: tuple[str, ...] = ()
+    acquired_share: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -106,8 +110,17 @@ def _pydicom_file(file_name: str, orientation: Orientation, *notes: str) -> Call
             axis, encoding = -2, _ALONG_COLUMNS
         else:
             axis, encoding = stack.phase_encode_axis - 3, "phase encoding from the header"
+        told: tuple[str, ...] = ()
+        if stack.acquired_share is not None and stack.acquired_share != (1.0, 1.0):
+            told = (f"acquired share of k-space from the header {stack.acquired_share}",)
         return _Raw(
-            stack.voxels, stack.spacing_mm, orientation, axis, f"pydicom {file_name}", (*notes, encoding)
+            stack.voxels,
+            stack.spacing_mm,
+            orientation,
+            axis,
+            f"pydicom {file_name}",
+            (*notes, encoding, *told),
+            stack.acquired_share,
         )
 
     return load
@@ -289,4 +302,5 @@ def _from_cache(source: _Source, cache_dir: Path) -> EvaluationImage:
         orientation=raw.orientation,
         series_dir=series_dir,
         provenance=provenance,
+        acquired_share=raw.acquired_share,
     )

@@ -79,6 +79,13 @@ class Storage:
         """The array axis (-2 or -1) of the re-stored volume along which the phase was encoded."""
         return -3 - clean if self.swaps_axes else clean
 
+    def acquired_share(self, clean: tuple[float, float] | None) -> tuple[float, float] | None:
+        """The acquired share of k-space per in-plane axis of the re-stored volume: a crop or a pad
+        keeps the pixel size, so the share; a transposition swaps the axes."""
+        if clean is None:
+            return None
+        return (clean[1], clean[0]) if self.swaps_axes else clean
+
 
 def foreground_mask(volume: np.ndarray) -> np.ndarray:
     """The anatomy of a (S, R, C) volume: Otsu's threshold on the in-plane smoothed volume, specks
@@ -177,6 +184,7 @@ def series_datasets(
     series_description: str,
     patient_id: str,
     uid_seed: str,
+    acquired_share: tuple[float, float] | None = None,
 ) -> list[Dataset]:
     """The MR series of a re-stored ``volume``, stored and placed as the ``clean`` volume (S, R, C) was.
 
@@ -186,6 +194,7 @@ def series_datasets(
     its row and column directions are the clean ones combined as ``storage.in_plane`` says, and its
     first voxel lies where that voxel lay in the clean image. Reversing or swapping in-plane axes may
     reverse the slice normal; the slices then step against it, which readers sort as for any series.
+    The clean image's ``acquired_share`` (its header's acquisition matrix) is kept per axis.
     """
     axis = storage.phase_encode_axis(phase_encode_axis)
     low = min(float(clean.min()), 0.0)
@@ -205,6 +214,7 @@ def series_datasets(
         rescale=rescale,
         phase_encoding="COL" if axis == -2 else "ROW",
         uid_seed=uid_seed,
+        acquired_share=storage.acquired_share(acquired_share),
     )
     cosines = np.array(datasets[0].ImageOrientationPatient, dtype=float)
     row_cosine, column_cosine = cosines[:3], cosines[3:]  # the plane's, as written for the clean image

@@ -82,6 +82,7 @@ def _write(copy: DegradedCopy, image: EvaluationImage, directory: Path, seed: in
             spacing_mm=image.spacing_mm,
             phase_encoding="COL" if image.phase_encode_axis == -2 else "ROW",
             uid_seed=uid_seed,
+            acquired_share=image.acquired_share,
         )
     else:
         datasets = series_datasets(
@@ -94,6 +95,7 @@ def _write(copy: DegradedCopy, image: EvaluationImage, directory: Path, seed: in
             series_description=description,
             patient_id="QCGATE^EVALUATION",
             uid_seed=uid_seed,
+            acquired_share=image.acquired_share,
         )
     write_series(datasets, directory)
     return str(datasets[0].SeriesInstanceUID)
