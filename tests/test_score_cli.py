@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from qcgate.harness.peers import QCGate, storescu
-from qcgate.synthetic.demo_series import write_phantom_series
+from qcgate.synthetic.demo_series import noisy_phantom, write_phantom_series
+from qcgate.synthetic.dicom_series import mr_series_datasets, write_series
 
 
 @pytest.mark.peers
@@ -64,3 +66,19 @@ def test_score_without_mr_series_exits_2(tmp_path: Path) -> None:
     )
     assert scored.returncode == 2
     assert "no MR image series" in scored.stderr
+
+
+@pytest.mark.slow  # a `qcgate score` process imports the whole stack: about 2 s
+def test_the_acquired_grid_setting_reaches_qcgate_score(tmp_path: Path) -> None:
+    volume = noisy_phantom((8, 128, 128))
+    write_series(
+        mr_series_datasets(volume, series_description="t1", acquired_share=(0.5, 0.5)), tmp_path / "s"
+    )
+    command = [sys.executable, "-m", "qcgate.cli.main", "score", "--json", str(tmp_path / "s")]
+    environment = {**os.environ, "QCGATE_VERDICT_ACQUIRED_GRID": "true"}
+    told = json.loads(
+        subprocess.run(command, capture_output=True, text=True, check=True, env=environment).stdout
+    )
+    plain = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+    assert list(told["provenance"]["verdict"]["acquired_grid"].values()) == [[64, 64]]
+    assert "acquired_grid" not in plain["provenance"]["verdict"]
