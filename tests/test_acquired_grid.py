@@ -9,13 +9,15 @@ from typing import Any
 import numpy as np
 import pydicom
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydicom import Dataset
 
 from qcgate.assessment.pipeline import assess_series
 from qcgate.assessment.verdict import acquired_grids, judge_stacks, shipped_verdict_model
 from qcgate.contract.resolution import MIN_SAMPLES, acquired_grid, acquired_shape
 from qcgate.core.settings import Settings
-from qcgate.imaging.acquisition import acquired_share
+from qcgate.imaging.acquisition import MIN_SHARE, acquired_share
 from qcgate.imaging.volume import build_stacks
 from qcgate.metrics.classic import ClassicMetrics
 from qcgate.synthetic.demo_series import noisy_phantom
@@ -184,3 +186,59 @@ def test_a_dataset_is_only_read_through_its_keywords() -> None:
     ds.AcquisitionMatrix = [0, 128, 64, 0]
     ds.InPlanePhaseEncodingDirection = "COL"
     assert acquired_share(ds.get, (128, 128), (1.0, 1.0), 1) == (0.5, 1.0)
+
+
+_HEADER_VALUES = st.one_of(
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(2**40), 2**40),
+    st.text(max_size=6),
+    st.lists(st.one_of(st.integers(-5, 70000), st.floats(), st.text(max_size=3)), max_size=6),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    matrix=_HEADER_VALUES,
+    frequency_steps=_HEADER_VALUES,
+    phase_steps=_HEADER_VALUES,
+    percent=_HEADER_VALUES,
+    shape=st.tuples(st.integers(1, 2048), st.integers(1, 2048)),
+    spacing=st.one_of(st.none(), st.tuples(st.floats(), st.floats())),
+    phase_axis=st.sampled_from([None, 1, 2, 3]),
+)
+def test_any_header_gives_no_share_or_one_within_range(
+    matrix: Any,
+    frequency_steps: Any,
+    phase_steps: Any,
+    percent: Any,
+    shape: tuple[int, int],
+    spacing: tuple[float, float] | None,
+    phase_axis: int | None,
+) -> None:
+    header = {
+        "AcquisitionMatrix": matrix,
+        "MRAcquisitionFrequencyEncodingSteps": frequency_steps,
+        "MRAcquisitionPhaseEncodingStepsInPlane": phase_steps,
+        "PercentPhaseFieldOfView": percent,
+    }
+    share = acquired_share(_lookup(**header), shape, spacing, phase_axis)
+    assert share is None or all(MIN_SHARE <= value <= 1.0 for value in share)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 3), st.integers(1, 160), st.integers(1, 160)),
+    share=st.tuples(st.floats(0.1, 1.0), st.floats(0.1, 1.0)),
+    zeros=st.booleans(),
+)
+def test_the_crop_keeps_its_promised_shape_and_stays_finite(
+    shape: tuple[int, int, int], share: tuple[float, float], zeros: bool
+) -> None:
+    volume = np.random.default_rng(1).uniform(0.0, 100.0, shape).astype(np.float32)
+    if zeros:
+        volume[:, : shape[1] // 3] = 0.0
+    cropped = acquired_grid(volume, share)
+    assert cropped.shape == (shape[0], *acquired_shape(shape[1:], share))
+    assert np.all(np.isfinite(cropped))
+    assert cropped.min() >= 0.0

@@ -25,6 +25,7 @@ share below :data:`MIN_SHARE`): the verdict then reads the pixels as they are, a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -35,11 +36,12 @@ _PHASE_FOV_RANGE = (10.0, 400.0)  # PercentPhaseFieldOfView outside this is malf
 
 
 def _number(value: Any) -> float | None:
+    """A positive finite number, or None (absent, malformed, zero, negative, NaN or infinite)."""
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return number if number > 0 else None
+    return number if math.isfinite(number) and number > 0 else None
 
 
 def _samples(first: Callable[[str], Any]) -> tuple[float, float] | None:
@@ -47,8 +49,8 @@ def _samples(first: Callable[[str], Any]) -> tuple[float, float] | None:
     matrix = first("AcquisitionMatrix")
     if matrix is not None:
         try:
-            values = [float(v) for v in matrix]
-        except (TypeError, ValueError):
+            values = [_number(v) or 0.0 for v in matrix]
+        except TypeError:  # a single value, not a list
             return None
         if len(values) != 4:
             return None
@@ -76,7 +78,7 @@ def acquired_share(
         return None
     frequency_samples, phase_samples = samples
     spacing = pixel_spacing or (1.0, 1.0)
-    if min(spacing) <= 0:
+    if not all(math.isfinite(value) and value > 0 for value in spacing) or min(shape) < 1:
         return None
     phase_index = phase_encode_axis - 1  # 0: the rows' axis, 1: the columns' axis
     frequency_index = 1 - phase_index
