@@ -70,7 +70,8 @@ def finding_document() -> dict[str, Any]:
                 },
             }
         ],
-        "provenance": {"software_version": "0.1.0"},
+        # judged with verdict_acquired_grid on: the stack was read on the grid its header gives
+        "provenance": {"software_version": "0.1.0", "verdict": {"acquired_grid": {"axial": [48, 64]}}},
     }
 
 

@@ -109,6 +109,7 @@ def test_the_series_view_shows_the_verdict_findings_charts_and_images(
     assert 'id="flag">warn<' in html
     assert 'id="quality">42<' in html
     assert "motion: severity 61 over the warn limit 50" in html
+    assert "axial 48 &times; 64" in html, "the acquired grid the verdict judged on"
     assert re.findall(r'data-slice="(\d+)"', html) == ["7", "3"], (
         "worst slices, worst first, by InstanceNumber"
     )
