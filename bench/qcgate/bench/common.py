@@ -7,6 +7,7 @@ the markdown result, so ``python -m qcgate.bench.ingest > result.md`` keeps a cl
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -153,3 +154,30 @@ def publish(
     progress(f"wrote {json_path} and {json_path.with_suffix('.png').name}")
     sys.stdout.write(report(result))
     return 0
+
+
+@contextmanager
+def drawn_to(path: Path, figsize: tuple[float, float]) -> Iterator[Any]:
+    """The axes of one new figure, laid out and written to ``path`` (PNG, 100 dpi) when the block
+    ends; matplotlib's Agg backend, so no screen is needed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=figsize)
+    try:
+        yield axes
+        figure.tight_layout()
+        figure.savefig(path, dpi=100)
+    finally:
+        plt.close(figure)
+
+
+def synthetic_parser(description: str, images: int, images_help: str) -> argparse.ArgumentParser:
+    """The command line every synthetic-slice benchmark starts from: ``--images`` (how many,
+    ``images_help`` says of what) and ``--jobs`` (worker processes, 2: this machine's cores)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--images", type=int, default=images, help=images_help)
+    parser.add_argument("--jobs", type=int, default=2)
+    return parser

@@ -22,7 +22,6 @@ on 2 cores for 50 bases); ``bench/out/motion_echo.{json,png}``.
 
 from __future__ import annotations
 
-import argparse
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from qcgate.bench.common import markdown_table, progress, publish
+from qcgate.bench.common import drawn_to, markdown_table, progress, publish, synthetic_parser
 from qcgate.contract.artifacts import FEATURE_NAMES, prepare_slice, slice_features
 from qcgate.models.corruption import corrupt
 from qcgate.models.verdict.data import make_base, restore
@@ -172,32 +171,25 @@ def report(result: dict[str, Any]) -> str:
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     kinds = list(result["kinds"])
     x = np.arange(len(kinds))
-    figure, axes = plt.subplots(figsize=(8, 4))
-    axes.bar(x - 0.2, [result["kinds"][k]["echo_auc"] for k in kinds], 0.4, label="echo")
-    axes.bar(
-        x + 0.2, [result["kinds"][k]["best_shipped_auc"] for k in kinds], 0.4, label="best shipped feature"
-    )
-    axes.axhline(0.5, color="grey", linewidth=0.8)
-    axes.set_xticks(x, [k.replace("_", " ") for k in kinds], rotation=40, ha="right")
-    axes.set_ylabel("AUC, severe vs clean")
-    axes.set_ylim(0.0, 1.0)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    with drawn_to(path, (8, 4)) as axes:
+        axes.bar(x - 0.2, [result["kinds"][k]["echo_auc"] for k in kinds], 0.4, label="echo")
+        axes.bar(
+            x + 0.2,
+            [result["kinds"][k]["best_shipped_auc"] for k in kinds],
+            0.4,
+            label="best shipped feature",
+        )
+        axes.axhline(0.5, color="grey", linewidth=0.8)
+        axes.set_xticks(x, [k.replace("_", " ") for k in kinds], rotation=40, ha="right")
+        axes.set_ylabel("AUC, severe vs clean")
+        axes.set_ylim(0.0, 1.0)
+        axes.legend()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=50, help="synthetic bases")
-    parser.add_argument("--jobs", type=int, default=2)
+    parser = synthetic_parser(__doc__.splitlines()[0], 50, "synthetic bases")
     args = parser.parse_args(argv)
     return publish("motion_echo", measure(args.images, args.jobs), plot, report)
 

@@ -25,7 +25,6 @@ on 2 cores); ``bench/out/noise_reading.{json,png}``.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from multiprocessing import Pool
@@ -35,7 +34,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from qcgate.bench.common import markdown_table, progress, publish
+from qcgate.bench.common import drawn_to, markdown_table, progress, publish, synthetic_parser
 from qcgate.bench.verdict_matrix import BANDS, band_config
 from qcgate.contract.artifacts import IMMERKAER_SCALE, laplacian_response, prepare_slice, slice_features
 from qcgate.models.synthesis import synthesize_slice
@@ -185,40 +184,30 @@ def report(result: dict[str, Any]) -> str:
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 4))
-    cells = [(band, snr) for band, b in result["bands"].items() for snr in b["overshoot"]]
-    for offset, name in zip((-0.2, 0.0, 0.2), READINGS, strict=True):
-        x, median, low, high = [], [], [], []
-        for i, (band, snr) in enumerate(cells):
-            cell = result["bands"][band]["overshoot"][snr][name]
-            if cell["median"] is not None:
-                x.append(i + offset)
-                median.append(cell["median"])
-                low.append(cell["median"] - cell["p10"])
-                high.append(cell["p90"] - cell["median"])
-        axes.errorbar(x, median, yerr=[low, high], fmt="o", capsize=3, label=name)
-    axes.axhline(0.0, color="grey", linewidth=0.8)
-    axes.set_xticks(
-        range(len(cells)), [f"{band}\n{snr.removeprefix('snr_')}" for band, snr in cells], fontsize=7
-    )
-    axes.set_xlabel("matrix band and SNR")
-    axes.set_ylabel("log(sigma read / true sigma)")
-    axes.set_title("noise reading on clean synthetic slices (median, p10-p90)")
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    with drawn_to(path, (7, 4)) as axes:
+        cells = [(band, snr) for band, b in result["bands"].items() for snr in b["overshoot"]]
+        for offset, name in zip((-0.2, 0.0, 0.2), READINGS, strict=True):
+            x, median, low, high = [], [], [], []
+            for i, (band, snr) in enumerate(cells):
+                cell = result["bands"][band]["overshoot"][snr][name]
+                if cell["median"] is not None:
+                    x.append(i + offset)
+                    median.append(cell["median"])
+                    low.append(cell["median"] - cell["p10"])
+                    high.append(cell["p90"] - cell["median"])
+            axes.errorbar(x, median, yerr=[low, high], fmt="o", capsize=3, label=name)
+        axes.axhline(0.0, color="grey", linewidth=0.8)
+        axes.set_xticks(
+            range(len(cells)), [f"{band}\n{snr.removeprefix('snr_')}" for band, snr in cells], fontsize=7
+        )
+        axes.set_xlabel("matrix band and SNR")
+        axes.set_ylabel("log(sigma read / true sigma)")
+        axes.set_title("noise reading on clean synthetic slices (median, p10-p90)")
+        axes.legend(fontsize=8)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=20, help="clean slices per matrix band and SNR")
-    parser.add_argument("--jobs", type=int, default=2)
+    parser = synthetic_parser(__doc__.splitlines()[0], 20, "clean slices per matrix band and SNR")
     args = parser.parse_args(argv)
     return publish("noise_reading", measure(args.images, args.jobs), plot, report)
 

@@ -29,14 +29,13 @@ Run: ``.venv/bin/python -m qcgate.bench.verdict_interpolation [--images 50] [--m
 
 from __future__ import annotations
 
-import argparse
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from qcgate.bench.common import markdown_table, progress, publish
+from qcgate.bench.common import drawn_to, markdown_table, progress, publish, synthetic_parser
 from qcgate.bench.verdict_matrix import FIRST_SEED, clean_slice, model_and_limits
 from qcgate.bench.verdict_scoring import assess_volume
 from qcgate.contract.resolution import acquired_grid
@@ -165,53 +164,43 @@ def report(result: dict[str, Any]) -> str:
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6, 4))
-    for kind, label in (
-        ("interpolated", "clean, interpolated"),
-        ("interpolated, header", "the same, header told"),
-    ):
-        clean = [
-            cell
-            for cell in result["cells"]
-            if cell["kind"] == kind or (cell["kind"] == "interpolated" and cell["acquired"] == 1.0)
-        ]
-        axes.plot(
-            [cell["acquired"] for cell in clean], [cell["flagged"] for cell in clean], "o-", label=label
-        )
-    for severity in BLUR_SEVERITIES:
-        told = [
-            c
-            for c in result["cells"]
-            if c["kind"] == "blurred in acquisition, header" and c["blur"] == severity
-        ]
-        axes.plot(
-            [cell["acquired"] for cell in told],
-            [cell["flagged"] for cell in told],
-            "s:",
-            label=f"blurred in acquisition {severity}, header told",
-        )
-    for cell in result["cells"]:
-        if cell["kind"] == "blurred":
-            axes.axhline(cell["flagged"], linestyle="--", label=f"blurred, severity {cell['blur']}")
-    axes.set_xlabel("acquired share of the displayed k-space")
-    axes.set_ylabel("warned or failed")
-    axes.set_ylim(0.0, 1.05)
-    axes.invert_xaxis()
-    axes.legend(fontsize="small")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    with drawn_to(path, (6, 4)) as axes:
+        for kind, label in (
+            ("interpolated", "clean, interpolated"),
+            ("interpolated, header", "the same, header told"),
+        ):
+            clean = [
+                cell
+                for cell in result["cells"]
+                if cell["kind"] == kind or (cell["kind"] == "interpolated" and cell["acquired"] == 1.0)
+            ]
+            axes.plot(
+                [cell["acquired"] for cell in clean], [cell["flagged"] for cell in clean], "o-", label=label
+            )
+        for severity in BLUR_SEVERITIES:
+            told = [
+                c
+                for c in result["cells"]
+                if c["kind"] == "blurred in acquisition, header" and c["blur"] == severity
+            ]
+            axes.plot(
+                [cell["acquired"] for cell in told],
+                [cell["flagged"] for cell in told],
+                "s:",
+                label=f"blurred in acquisition {severity}, header told",
+            )
+        for cell in result["cells"]:
+            if cell["kind"] == "blurred":
+                axes.axhline(cell["flagged"], linestyle="--", label=f"blurred, severity {cell['blur']}")
+        axes.set_xlabel("acquired share of the displayed k-space")
+        axes.set_ylabel("warned or failed")
+        axes.set_ylim(0.0, 1.05)
+        axes.invert_xaxis()
+        axes.legend(fontsize="small")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=50, help="slices per cell")
-    parser.add_argument("--jobs", type=int, default=2)
+    parser = synthetic_parser(__doc__.splitlines()[0], 50, "slices per cell")
     parser.add_argument("--model", type=Path, help="a candidate verdict.json (default: the shipped model)")
     parser.add_argument("--first-seed", type=int, default=FIRST_SEED, help="seed of the first slice")
     args = parser.parse_args(argv)

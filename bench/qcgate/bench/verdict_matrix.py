@@ -21,7 +21,6 @@ learned metrics a model reads are scored as the worker scores them (:mod:`.verdi
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import replace
 from functools import cache
@@ -33,7 +32,7 @@ import numpy as np
 from scipy.stats import binomtest
 
 from qcgate.assessment.verdict import shipped_verdict_model
-from qcgate.bench.common import markdown_table, progress, publish
+from qcgate.bench.common import drawn_to, markdown_table, progress, publish, synthetic_parser
 from qcgate.bench.verdict_scoring import assess_volume
 from qcgate.contract.verdict_model import VerdictModel, load_verdict_model
 from qcgate.core.settings import VerdictLimits
@@ -137,32 +136,22 @@ def report(result: dict[str, Any]) -> str:
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6, 4))
-    for x, (band, b) in enumerate(result["bands"].items()):
-        quality = [s["quality"] for s in b["per_slice"] if s["quality"] is not None]
-        jitter = np.linspace(-0.2, 0.2, len(quality))
-        axes.scatter(x + jitter, quality, s=12, alpha=0.7, label=band)
-    axes.axhline(result["quality_warn"], color="tab:red", linestyle="--", label="default warn limit")
-    axes.set_xticks(range(len(result["bands"])), list(result["bands"]))
-    axes.set_xlabel("matrix, longer in-plane axis (pixels)")
-    axes.set_ylabel("verdict quality of a clean slice")
-    axes.set_ylim(0, 100)
-    axes.set_title(f"verdict {result['model_version']}: clean synthetic slices by matrix")
-    axes.legend(loc="lower right", fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    with drawn_to(path, (6, 4)) as axes:
+        for x, (band, b) in enumerate(result["bands"].items()):
+            quality = [s["quality"] for s in b["per_slice"] if s["quality"] is not None]
+            jitter = np.linspace(-0.2, 0.2, len(quality))
+            axes.scatter(x + jitter, quality, s=12, alpha=0.7, label=band)
+        axes.axhline(result["quality_warn"], color="tab:red", linestyle="--", label="default warn limit")
+        axes.set_xticks(range(len(result["bands"])), list(result["bands"]))
+        axes.set_xlabel("matrix, longer in-plane axis (pixels)")
+        axes.set_ylabel("verdict quality of a clean slice")
+        axes.set_ylim(0, 100)
+        axes.set_title(f"verdict {result['model_version']}: clean synthetic slices by matrix")
+        axes.legend(loc="lower right", fontsize=8)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=30, help="clean slices per matrix band")
-    parser.add_argument("--jobs", type=int, default=2)
+    parser = synthetic_parser(__doc__.splitlines()[0], 30, "clean slices per matrix band")
     parser.add_argument("--model", type=Path, help="a candidate verdict.json (default: the shipped model)")
     args = parser.parse_args(argv)
     return publish("verdict_matrix", measure(args.images, args.jobs, args.model), plot, report)
