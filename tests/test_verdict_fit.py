@@ -11,7 +11,7 @@ from scipy.optimize import check_grad
 
 import qcgate.models.verdict.fit as fitting
 from qcgate.contract.artifacts import AIR_FEATURES, FEATURE_NAMES
-from qcgate.models.verdict.train import air_fill_from_anatomy, quality_limits
+from qcgate.models.verdict.train import air_fill_from_anatomy, best_finding_setting, quality_limits
 
 Loss = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
@@ -99,3 +99,18 @@ def test_the_air_fill_follows_the_anatomy_with_weights_that_cannot_reward_damage
         assert "noise" not in weights[name]  # a negative weight would let more noise improve the air
         assert fill[name] == pytest.approx(0.3, abs=0.1)
         assert all(w > 0 for w in weights[name].values())
+
+
+def test_the_finding_setting_shipped_fails_no_clean_copy_where_one_can() -> None:
+    records = [
+        {"l2": 1e-4, "kind_accuracy": 0.74, "clean_failed": 1},
+        {"l2": 1e-3, "kind_accuracy": 0.72, "clean_failed": 0},
+        {"l2": 1e-2, "kind_accuracy": 0.72, "clean_failed": 0},
+    ]
+    assert best_finding_setting(records) == 1, (
+        "the more accurate setting fails a clean copy; ties keep the first"
+    )
+    everyone_fails = [{**record, "clean_failed": 2} for record in records]
+    assert best_finding_setting(everyone_fails) == 0, (
+        "then accuracy alone decides, and the suite's check speaks"
+    )

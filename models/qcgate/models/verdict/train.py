@@ -304,18 +304,20 @@ def fit(
     assert best is not None
     document["quality"] = {**best[2], "setting": best[1]}
 
-    best_findings = None
+    fitted = []
+    clean_validation = [row for row in validation if _is_clean(row)]
     for l2 in FINDING_GRID:
         heads = {}
         for kind in FINDING_KINDS:
             a, v = fit_finding(basis, np.array([row["severities"][kind] for row in train]), l2=l2)
             v[unread] = 0.0  # exactly: at run time these columns are not zero
             heads[kind] = {"intercept": a, "weights": v.tolist(), "threshold": 50.0}
-        accuracy, _ = _kind_accuracy(VerdictModel({**document, "findings": heads}), validation)
-        selection["findings"].append({"l2": l2, "kind_accuracy": round(accuracy, 4)})
-        if best_findings is None or accuracy > best_findings[0]:
-            best_findings = (accuracy, l2, heads)
-    assert best_findings is not None
+        with_heads = VerdictModel({**document, "findings": heads})
+        accuracy, _ = _kind_accuracy(with_heads, validation)
+        failed = clean_copies_failed(with_heads, clean_validation)
+        selection["findings"].append({"l2": l2, "kind_accuracy": round(accuracy, 4), "clean_failed": failed})
+        fitted.append((accuracy, l2, heads))
+    best_findings = fitted[best_finding_setting(selection["findings"])]
     document["findings"] = best_findings[2]
     document["findings_l2"] = best_findings[1]
     labelled = [
@@ -344,6 +346,31 @@ def fit(
         selection=selection,
     )
     return document, selection
+
+
+def clean_copies_failed(model: VerdictModel, clean: list[dict]) -> int:
+    """How many of the ``clean`` copies a finding alone fails (severity at or above
+    :data:`SEVERITY_FAIL`): a clean series must never fail (``tests/test_verdict.py`` checks the
+    shipped model on its validation copies)."""
+    if not clean:
+        return 0
+    severities = model.severities(_matrix(model, clean))
+    worst = np.max(np.stack(list(severities.values())), axis=0)
+    return int(np.sum(worst >= SEVERITY_FAIL))
+
+
+def best_finding_setting(records: list[dict]) -> int:
+    """The index of the finding setting to ship: the best kind accuracy among those that fail no
+    clean validation copy, or among all if every one does.
+
+    Why: a coarse, anisotropic clean validation base sits 2 points under the fail severity of the
+    undersampling head (68 of 70 under 0.7.1), and three refits on 2026-12-05 tipped it over by
+    refitting that head, each failing the suite's own check after its data and fit were spent.
+    """
+    eligible = [n for n, record in enumerate(records) if record["clean_failed"] == 0] or list(
+        range(len(records))
+    )
+    return max(eligible, key=lambda n: (records[n]["kind_accuracy"], -n))
 
 
 def air_fill_from_anatomy(rows: np.ndarray) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
