@@ -30,6 +30,32 @@ def _phantom(sigma: float = 0.02, size: int = 160, seed: int = 0) -> np.ndarray:
     return np.hypot(clean + noise[0], noise[1])
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="spike compares powers in outer k-space, which an interpolated or filtered clean slice "
+    "leaves holding little but rounding, so 8 bits move it (0.2-0.4 on these validation bases, 1.8 "
+    "on test base 200001); a storage floor fixes it (docs/candidates/verdict-k3.patch) but changes "
+    "the verdict's rows and ships only with a refit that passes its rules, which K3 did not",
+)
+@pytest.mark.parametrize("seed", [100006, 100018])  # validation bases that 8 bits moved most
+def test_the_bit_depth_of_a_clean_slice_barely_moves_spike_and_a_spike_still_does(seed: int) -> None:
+    base, _ = make_base(seed)
+    image = np.abs(base)
+    top = image.max()
+    spike = {}
+    for name, levels in (("as synthesised", None), ("8 bits", 255), ("12 bits", 4095)):
+        features = slice_features(image if levels is None else np.round(image / top * levels))
+        assert features is not None
+        spike[name] = features["spike"]
+    r, c = np.mgrid[: image.shape[0], : image.shape[1]]
+    stripes = 0.1 * np.median(image[image > 0.1 * top]) * np.cos(2 * np.pi * (0.21 * r + 0.13 * c))
+    spiked = slice_features(np.abs(image + stripes))
+    assert spiked is not None
+    assert spiked["spike"] > spike["as synthesised"] + 1.0, (spiked["spike"], spike)
+    assert abs(spike["12 bits"] - spike["as synthesised"]) < 0.02, spike
+    assert abs(spike["8 bits"] - spike["as synthesised"]) < 0.1, spike
+
+
 def test_noise_recovers_known_sigma_within_15_percent() -> None:
     for sigma in (0.01, 0.03, 0.08):
         image = _phantom(sigma)
