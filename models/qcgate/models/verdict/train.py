@@ -354,9 +354,15 @@ def clean_copies_failed(model: VerdictModel, clean: list[dict]) -> int:
     shipped model on its validation copies)."""
     if not clean:
         return 0
-    severities = model.severities(_matrix(model, clean))
-    worst = np.max(np.stack(list(severities.values())), axis=0)
-    return int(np.sum(worst >= SEVERITY_FAIL))
+    return int(np.sum(_largest_reported(model, _matrix(model, clean)) >= SEVERITY_FAIL))
+
+
+def _largest_reported(model: VerdictModel, x: np.ndarray) -> np.ndarray:
+    """Per row of features ``x``, the largest finding severity at or above its kind's reporting
+    threshold (0 where no finding is reported): what the flag's severity limits are compared with."""
+    severities = model.severities(x)
+    thresholds = {kind: model.document["findings"][kind]["threshold"] for kind in severities}
+    return np.max(np.stack([np.where(v >= thresholds[k], v, 0.0) for k, v in severities.items()]), axis=0)
 
 
 def best_finding_setting(records: list[dict]) -> int:
@@ -437,13 +443,7 @@ def suggest_limits(model: VerdictModel, validation: list[dict]) -> dict:
     scale needs its own limits."""
     x = _matrix(model, validation)
     quality = quality_of_rows(model, validation)
-    severities = model.severities(x)
-    reported = np.max(
-        np.stack(
-            [np.where(v >= model.document["findings"][k]["threshold"], v, 0.0) for k, v in severities.items()]
-        ),
-        axis=0,
-    )
+    reported = _largest_reported(model, x)
     worst = np.array([_worst(row) for row in validation])
     judged = np.array([row["single_kind"] is not None or _is_clean(row) for row in validation])
     mild, severe, clean = judged & (worst <= MILD), judged & (worst >= SEVERE), worst == 0.0
